@@ -1,0 +1,217 @@
+//! One client connection: the WebSocket handshake, then a loop that turns the client's
+//! frames into hub [`Command`]s and writes the hub's frames back.
+//!
+//! Everything that can be judged from one frame alone (JSON shape, protocol version, room
+//! and name syntax, binary frames, size) is refused here, so the hub only sees messages
+//! that are well formed.
+
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, watch};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::error::CapacityError;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::StatusCode;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
+use tracing::{debug, info};
+
+use crate::config::RelayConfig;
+use crate::hub::{Command, OUTBOX_FRAMES};
+use crate::proto::{self, ClientMessage, ErrorCode, PROTOCOL_VERSION, PeerId, Refusal, ServerMessage, close};
+
+/// How a connection ended, for the log line written when it closes.
+#[derive(Debug, Clone, Copy)]
+enum Ending {
+    ClientClosed,
+    TooLarge,
+    TooSlow,
+    Shutdown,
+    Broken,
+}
+
+/// Serves one accepted TCP stream until it closes.
+pub async fn serve<S>(
+    stream: S,
+    id: PeerId,
+    config: &RelayConfig,
+    hub: mpsc::Sender<Command>,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let started = Instant::now();
+    let ws_config = WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .max_message_size(Some(config.max_frame_bytes))
+        .max_frame_size(Some(config.max_frame_bytes));
+    let handshake = tokio_tungstenite::accept_hdr_async_with_config(stream, check_path, Some(ws_config));
+    let mut ws = match tokio::time::timeout(config.handshake_timeout, handshake).await {
+        Ok(Ok(ws)) => ws,
+        Ok(Err(e)) => {
+            debug!(peer = %id, "handshake failed: {e}");
+            return;
+        }
+        Err(_) => {
+            debug!(peer = %id, "handshake timed out");
+            return;
+        }
+    };
+
+    let (outbox, mut inbox) = mpsc::channel(OUTBOX_FRAMES);
+    if hub.send(Command::Connect { id: id.clone(), outbox }).await.is_err() {
+        return;
+    }
+    let mut conn = Conn { id: id.clone(), hub, room: None };
+    let ending = loop {
+        tokio::select! {
+            frame = ws.next() => match frame {
+                Some(Ok(Message::Text(text))) => {
+                    if let Err(refusal) = conn.on_text(&text).await
+                        && send(&mut ws, ServerMessage::from(refusal)).await.is_err()
+                    {
+                        break Ending::Broken;
+                    }
+                }
+                Some(Ok(Message::Binary(_))) => {
+                    let refusal = Refusal::new(
+                        ErrorCode::BinaryFrame,
+                        "Binary frames are not part of the protocol; send JSON as text frames.",
+                    );
+                    if send(&mut ws, ServerMessage::from(refusal)).await.is_err() {
+                        break Ending::Broken;
+                    }
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
+                Some(Ok(Message::Close(_))) | None => break Ending::ClientClosed,
+                Some(Err(WsError::Capacity(CapacityError::MessageTooLong { size, max_size }))) => {
+                    let refusal = Refusal::new(
+                        ErrorCode::TooLarge,
+                        format!("A frame of {size} bytes is over this relay's limit of {max_size}; the connection is closed."),
+                    );
+                    // Best effort: the client is told why before the close frame.
+                    let _ = send(&mut ws, ServerMessage::from(refusal)).await;
+                    close_with(&mut ws, close::TOO_LARGE, "frame too large").await;
+                    break Ending::TooLarge;
+                }
+                Some(Err(e)) => {
+                    debug!(peer = %id, "read failed: {e}");
+                    break Ending::Broken;
+                }
+            },
+            frame = inbox.recv() => match frame {
+                Some(frame) => {
+                    if write_batch(&mut ws, frame, &mut inbox).await.is_err() {
+                        break Ending::Broken;
+                    }
+                }
+                None => {
+                    close_with(&mut ws, close::TOO_SLOW, "connection fell too far behind").await;
+                    break Ending::TooSlow;
+                }
+            },
+            _ = shutdown.changed() => {
+                close_with(&mut ws, close::GOING_AWAY, "relay shutting down").await;
+                break Ending::Shutdown;
+            }
+        }
+    };
+    let _ = conn.hub.send(Command::Disconnect { id: id.clone() }).await;
+    info!(
+        peer = %id,
+        room = conn.room.as_deref().map(str::escape_debug).map(|r| r.to_string()).unwrap_or_default(),
+        duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        reason = ?ending,
+        "connection closed"
+    );
+}
+
+struct Conn {
+    id: PeerId,
+    hub: mpsc::Sender<Command>,
+    room: Option<String>,
+}
+
+impl Conn {
+    /// Handles one text frame; a refusal is answered to this client alone.
+    async fn on_text(&mut self, text: &str) -> Result<(), Refusal> {
+        let command = match ClientMessage::parse(text)? {
+            ClientMessage::Join { room, name, version } => {
+                if version != PROTOCOL_VERSION {
+                    return Err(Refusal::new(
+                        ErrorCode::UnsupportedVersion,
+                        format!(
+                            "This relay speaks protocol version {PROTOCOL_VERSION}; the client asked for {version}."
+                        ),
+                    ));
+                }
+                proto::validate_room(&room)?;
+                proto::validate_name(&name)?;
+                if self.room.is_none() {
+                    self.room = Some(room.clone());
+                }
+                Command::Join { id: self.id.clone(), room, name }
+            }
+            ClientMessage::Signal { to, signal } => {
+                let frame = ServerMessage::Signal { from: self.id.clone(), signal }.to_json();
+                Command::Forward { id: self.id.clone(), to, frame: frame.into() }
+            }
+        };
+        // The hub only goes away when the relay stops; the shutdown arm closes us then.
+        let _ = self.hub.send(command).await;
+        Ok(())
+    }
+}
+
+/// Only the root path speaks the protocol; anything else is a 404 at the handshake.
+#[allow(clippy::result_large_err)] // the signature is tungstenite's callback type
+fn check_path(req: &Request, resp: Response) -> Result<Response, ErrorResponse> {
+    if req.uri().path() == "/" {
+        Ok(resp)
+    } else {
+        let mut err = ErrorResponse::new(Some(format!(
+            "peertalk-signal speaks WebSocket at \"/\", not {:?}\n",
+            req.uri().path()
+        )));
+        *err.status_mut() = StatusCode::NOT_FOUND;
+        Err(err)
+    }
+}
+
+async fn send<S>(ws: &mut WebSocketStream<S>, msg: ServerMessage) -> Result<(), WsError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    ws.send(Message::Text(msg.to_json().into())).await
+}
+
+/// Writes `first` and whatever else is already waiting, with one flush for the lot.
+async fn write_batch<S>(
+    ws: &mut WebSocketStream<S>,
+    first: Utf8Bytes,
+    inbox: &mut mpsc::Receiver<Utf8Bytes>,
+) -> Result<(), WsError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    ws.feed(Message::Text(first)).await?;
+    for _ in 0..OUTBOX_FRAMES {
+        match inbox.try_recv() {
+            Ok(frame) => ws.feed(Message::Text(frame)).await?,
+            Err(_) => break,
+        }
+    }
+    ws.flush().await
+}
+
+async fn close_with<S>(ws: &mut WebSocketStream<S>, code: u16, reason: &'static str)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let frame = CloseFrame { code: CloseCode::from(code), reason: reason.into() };
+    // A peer that vanished cannot be told; the socket is dropped either way.
+    let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(Some(frame))).await;
+}

@@ -1,0 +1,107 @@
+//! The hub: one task that owns the [`Registry`] and every connection's outbox.
+//!
+//! Connections never touch each other. They send [`Command`]s here; the hub applies them
+//! in arrival order and pushes ready-made frames into the outboxes of whoever must hear.
+//! Because one task does all of it, "peer-joined" always reaches a member before any
+//! signal from the newcomer, and no lock is needed.
+
+use std::collections::HashMap;
+
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+use tracing::{debug, warn};
+
+use crate::proto::{PROTOCOL_VERSION, PeerId, Refusal, ServerMessage};
+use crate::room::Registry;
+
+/// How many frames may wait for a slow connection before the hub gives up on it.
+pub const OUTBOX_FRAMES: usize = 256;
+
+/// What a connection asks of the hub.
+#[derive(Debug)]
+pub enum Command {
+    /// A WebSocket handshake completed; frames for `id` go to `outbox`.
+    Connect { id: PeerId, outbox: mpsc::Sender<Utf8Bytes> },
+    /// `id` asks to enter `room` as `name` (already validated for shape).
+    Join { id: PeerId, room: String, name: String },
+    /// `id` sends `frame`, a serialised [`ServerMessage::Signal`] stamped `from: id`, to `to`.
+    Forward { id: PeerId, to: PeerId, frame: Utf8Bytes },
+    /// The connection of `id` is gone.
+    Disconnect { id: PeerId },
+}
+
+/// Runs the hub until every connection handle (and the listener's) is dropped.
+pub async fn run(mut commands: mpsc::Receiver<Command>) {
+    let mut hub = Hub::default();
+    while let Some(cmd) = commands.recv().await {
+        hub.apply(cmd);
+    }
+}
+
+#[derive(Default)]
+struct Hub {
+    registry: Registry,
+    outboxes: HashMap<PeerId, mpsc::Sender<Utf8Bytes>>,
+}
+
+impl Hub {
+    fn apply(&mut self, cmd: Command) {
+        match cmd {
+            Command::Connect { id, outbox } => {
+                self.registry.connect(id.clone());
+                self.outboxes.insert(id, outbox);
+            }
+            Command::Join { id, room, name } => match self.registry.join(&id, &room, &name) {
+                Ok(peers) => {
+                    debug!(peer = %id, room = %room.escape_debug(), "joined");
+                    let welcome = ServerMessage::Welcome {
+                        version: PROTOCOL_VERSION,
+                        room,
+                        id: id.clone(),
+                        peers: peers.clone(),
+                    };
+                    self.deliver(&id, welcome.to_json().into());
+                    let joined: Utf8Bytes =
+                        ServerMessage::PeerJoined { peer: self.registry.info(id.clone()) }.to_json().into();
+                    for peer in peers {
+                        self.deliver(&peer.id, joined.clone());
+                    }
+                }
+                Err(refusal) => self.refuse(&id, refusal),
+            },
+            Command::Forward { id, to, frame } => match self.registry.route(&id, &to) {
+                Ok(()) => self.deliver(&to, frame),
+                Err(refusal) => self.refuse(&id, refusal),
+            },
+            Command::Disconnect { id } => self.drop_peer(&id),
+        }
+    }
+
+    fn refuse(&mut self, id: &PeerId, refusal: Refusal) {
+        self.deliver(id, ServerMessage::from(refusal).to_json().into());
+    }
+
+    /// Queues a frame for `id`. A connection whose outbox is full is dropped: its task sees
+    /// the outbox close and ends the connection, and its room hears that it left.
+    fn deliver(&mut self, id: &PeerId, frame: Utf8Bytes) {
+        let Some(outbox) = self.outboxes.get(id) else { return };
+        match outbox.try_send(frame) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                warn!(peer = %id, "dropping a connection that stopped reading");
+                self.drop_peer(id);
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => self.drop_peer(id),
+        }
+    }
+
+    fn drop_peer(&mut self, id: &PeerId) {
+        if self.outboxes.remove(id).is_none() {
+            return;
+        }
+        let left: Utf8Bytes = ServerMessage::PeerLeft { id: id.clone() }.to_json().into();
+        for peer in self.registry.disconnect(id) {
+            self.deliver(&peer, left.clone());
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! peertalk-signal: the relay that introduces peertalk peers to each other, and the wire
+//! protocol it speaks.
+//!
+//! [`proto`] is always available and needs only serde, so clients can share the message
+//! types. The relay itself ([`serve`]) sits behind the default `server` feature.
+//! The relay never touches WebRTC: it forwards descriptions and candidates as opaque data.
+
+pub mod proto;
+
+#[cfg(feature = "server")]
+mod config;
+#[cfg(feature = "server")]
+mod conn;
+#[cfg(feature = "server")]
+mod hub;
+#[cfg(feature = "server")]
+mod room;
+#[cfg(feature = "server")]
+mod server;
+
+#[cfg(feature = "server")]
+pub use config::RelayConfig;
+#[cfg(feature = "server")]
+pub use server::serve;

@@ -1,0 +1,345 @@
+//! The wire protocol between clients and the relay: JSON text frames, one message each.
+//!
+//! Every message is an object tagged by `"type"`. SDP and ICE candidates travel in the
+//! browser's own shapes so that a web page can hand `RTCPeerConnection` values straight
+//! through. `signal/PROTOCOL.md` documents every message with an example; this module
+//! is its executable form and must not need anything but serde.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// The protocol version this crate speaks. A client announces it in [`ClientMessage::Join`];
+/// the relay answers a different major version with [`ErrorCode::UnsupportedVersion`].
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The largest text frame the relay accepts by default, in bytes.
+pub const DEFAULT_MAX_FRAME_BYTES: usize = 64 * 1024;
+
+/// Longest room name, in characters.
+pub const MAX_ROOM_CHARS: usize = 64;
+
+/// Longest display name, in characters.
+pub const MAX_NAME_CHARS: usize = 32;
+
+/// A peer's id, assigned by the relay for the life of one connection.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PeerId(pub String);
+
+impl fmt::Display for PeerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A member of a room as the relay announces it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerInfo {
+    pub id: PeerId,
+    pub name: String,
+}
+
+/// What a client sends to the relay.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum ClientMessage {
+    /// Enter a room. Must be the first message; a connection is in at most one room.
+    Join { room: String, name: String, version: u32 },
+    /// Hand a signal to one member of the same room.
+    Signal { to: PeerId, signal: Signal },
+}
+
+/// What the relay sends to a client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum ServerMessage {
+    /// The answer to a successful join: who you are and who was already there.
+    Welcome { version: u32, room: String, id: PeerId, peers: Vec<PeerInfo> },
+    /// Someone entered your room after you.
+    PeerJoined { peer: PeerInfo },
+    /// Someone left your room, by leaving or by disconnecting.
+    PeerLeft { id: PeerId },
+    /// A signal from another member; `from` is stamped by the relay, never by the sender.
+    Signal { from: PeerId, signal: Signal },
+    /// Something the client sent was refused. The connection stays open unless a close
+    /// frame follows.
+    Error { code: ErrorCode, message: String },
+}
+
+/// WebRTC negotiation payloads, in the shape of the W3C "perfect negotiation" example:
+/// `{"description": RTCSessionDescriptionInit}` or `{"candidate": RTCIceCandidateInit}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum Signal {
+    Description(SessionDescription),
+    Candidate(IceCandidate),
+}
+
+/// `RTCSessionDescriptionInit`: `{"type":"offer","sdp":"v=0..."}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionDescription {
+    #[serde(rename = "type")]
+    pub kind: SdpKind,
+    pub sdp: String,
+}
+
+/// The `type` of a session description.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SdpKind {
+    Offer,
+    Answer,
+    Pranswer,
+    Rollback,
+}
+
+/// `RTCIceCandidateInit`, with the browser's field names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IceCandidate {
+    pub candidate: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdp_mid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdp_m_line_index: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username_fragment: Option<String>,
+}
+
+/// Stable, machine-readable reasons for an [`ServerMessage::Error`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorCode {
+    /// The frame was not JSON.
+    BadJson,
+    /// The JSON had no `type`, or one the relay does not know.
+    UnknownType,
+    /// The `type` was known but its fields were wrong.
+    BadMessage,
+    /// A binary frame: the protocol is text only.
+    BinaryFrame,
+    /// The frame was larger than the relay's limit; the connection is closed.
+    TooLarge,
+    /// The client speaks a protocol version the relay does not.
+    UnsupportedVersion,
+    /// A message other than `join` before joining a room.
+    NotJoined,
+    /// A second `join` on a connection that is already in a room.
+    AlreadyJoined,
+    /// The room name is empty, too long, or has control characters.
+    BadRoom,
+    /// The display name is empty, too long, or has control characters.
+    BadName,
+    /// The `to` of a signal is not a member of the sender's room.
+    UnknownPeer,
+}
+
+impl ErrorCode {
+    /// The code as it appears on the wire.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BadJson => "bad-json",
+            Self::UnknownType => "unknown-type",
+            Self::BadMessage => "bad-message",
+            Self::BinaryFrame => "binary-frame",
+            Self::TooLarge => "too-large",
+            Self::UnsupportedVersion => "unsupported-version",
+            Self::NotJoined => "not-joined",
+            Self::AlreadyJoined => "already-joined",
+            Self::BadRoom => "bad-room",
+            Self::BadName => "bad-name",
+            Self::UnknownPeer => "unknown-peer",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// WebSocket close codes the relay uses, beyond the standard ones.
+pub mod close {
+    /// The relay is shutting down (standard "going away").
+    pub const GOING_AWAY: u16 = 1001;
+    /// A frame was larger than the relay's limit (standard "message too big").
+    pub const TOO_LARGE: u16 = 1009;
+    /// The client could not keep up with the messages addressed to it.
+    pub const TOO_SLOW: u16 = 4008;
+}
+
+/// A refused client frame: the code and sentence the relay sends back.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Refusal {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl Refusal {
+    #[must_use]
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+}
+
+impl From<Refusal> for ServerMessage {
+    fn from(r: Refusal) -> Self {
+        ServerMessage::Error { code: r.code, message: r.message }
+    }
+}
+
+const CLIENT_TYPES: [&str; 2] = ["join", "signal"];
+
+impl ClientMessage {
+    /// Parses one text frame, telling apart frames that are not JSON, JSON of an unknown
+    /// type, and a known type with wrong fields, so that a client author sees which.
+    pub fn parse(text: &str) -> Result<Self, Refusal> {
+        if let Ok(msg) = serde_json::from_str::<Self>(text) {
+            return Ok(msg);
+        }
+        let value: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| Refusal::new(ErrorCode::BadJson, format!("The frame is not valid JSON ({e}).")))?;
+        let kind = value.get("type").and_then(serde_json::Value::as_str);
+        let Some(kind) = kind.filter(|k| CLIENT_TYPES.contains(k)) else {
+            return Err(Refusal::new(
+                ErrorCode::UnknownType,
+                format!(
+                    "Messages need a \"type\" of {}; this one has {}.",
+                    CLIENT_TYPES.map(|t| format!("\"{t}\"")).join(" or "),
+                    kind.map_or_else(|| "none".to_owned(), |k| format!("{:?}", clip(k, 40))),
+                ),
+            ));
+        };
+        let kind = kind.to_owned();
+        match serde_json::from_value::<Self>(value) {
+            Ok(msg) => Ok(msg),
+            Err(e) => Err(Refusal::new(
+                ErrorCode::BadMessage,
+                format!("The \"{kind}\" message is malformed: {e}. See PROTOCOL.md."),
+            )),
+        }
+    }
+
+    /// Serialises for the wire.
+    #[must_use]
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect(SERIALISE_INFALLIBLE)
+    }
+}
+
+impl ServerMessage {
+    /// Parses one text frame from the relay.
+    pub fn parse(text: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+
+    /// Serialises for the wire.
+    #[must_use]
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect(SERIALISE_INFALLIBLE)
+    }
+}
+
+/// Our message types hold only strings, numbers and plain enums, which serde_json always
+/// serialises; a failure would be a bug in this module, not bad input.
+const SERIALISE_INFALLIBLE: &str = "protocol messages always serialise";
+
+/// Checks a room name: 1 to [`MAX_ROOM_CHARS`] characters, none of them control or
+/// formatting characters, so a room name can be logged and shown safely.
+pub fn validate_room(room: &str) -> Result<(), Refusal> {
+    validate_label(room, MAX_ROOM_CHARS)
+        .map_err(|why| Refusal::new(ErrorCode::BadRoom, format!("The room name {why}.")))
+}
+
+/// Checks a display name, as [`validate_room`] does, up to [`MAX_NAME_CHARS`].
+pub fn validate_name(name: &str) -> Result<(), Refusal> {
+    validate_label(name, MAX_NAME_CHARS)
+        .map_err(|why| Refusal::new(ErrorCode::BadName, format!("The name {why}.")))
+}
+
+fn validate_label(s: &str, max: usize) -> Result<(), String> {
+    if s.trim().is_empty() {
+        return Err("is empty".to_owned());
+    }
+    let chars = s.chars().count();
+    if chars > max {
+        return Err(format!("has {chars} characters; the limit is {max}"));
+    }
+    if let Some(c) = s.chars().find(|c| is_unsafe_char(*c)) {
+        return Err(format!("contains the control character U+{:04X}", u32::from(c)));
+    }
+    Ok(())
+}
+
+/// Characters that must never reach a log line or a terminal from someone else's input:
+/// C0 and C1 controls, DEL, and the bidirectional overrides that reorder displayed text.
+#[must_use]
+pub fn is_unsafe_char(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+fn clip(s: &str, max: usize) -> String {
+    let mut out: String = s.chars().take(max).collect();
+    if s.chars().count() > max {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_round_trips_in_its_documented_shape() {
+        let text = r#"{"type":"join","room":"demo","name":"alice","version":1}"#;
+        let msg = ClientMessage::parse(text).expect("parses");
+        assert_eq!(msg, ClientMessage::Join { room: "demo".into(), name: "alice".into(), version: 1 });
+        assert_eq!(msg.to_json(), text);
+    }
+
+    #[test]
+    fn signals_use_the_browsers_shapes() {
+        let offer =
+            r#"{"type":"signal","to":"p1","signal":{"description":{"type":"offer","sdp":"v=0\r\n"}}}"#;
+        let ClientMessage::Signal { signal: Signal::Description(d), .. } =
+            ClientMessage::parse(offer).expect("offer parses")
+        else {
+            panic!("expected a description");
+        };
+        assert_eq!(d.kind, SdpKind::Offer);
+
+        let cand = r#"{"type":"signal","to":"p1","signal":{"candidate":{"candidate":"candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host","sdpMid":"0","sdpMLineIndex":0,"usernameFragment":"abcd"}}}"#;
+        let msg = ClientMessage::parse(cand).expect("candidate parses");
+        assert_eq!(msg.to_json(), cand);
+    }
+
+    #[test]
+    fn parse_tells_bad_json_from_unknown_type_from_bad_fields() {
+        let code = |t: &str| ClientMessage::parse(t).expect_err("refused").code;
+        assert_eq!(code("hello"), ErrorCode::BadJson);
+        assert_eq!(code(r#"{"type":"dance"}"#), ErrorCode::UnknownType);
+        assert_eq!(code(r#"{"room":"x"}"#), ErrorCode::UnknownType);
+        assert_eq!(code(r#"{"type":"join","room":"x"}"#), ErrorCode::BadMessage);
+        assert_eq!(
+            code(r#"{"type":"signal","to":"p1","from":"p2","signal":{"candidate":{"candidate":""}}}"#),
+            ErrorCode::BadMessage
+        );
+    }
+
+    #[test]
+    fn labels_refuse_control_characters_and_overlong_names() {
+        assert!(validate_room("general").is_ok());
+        assert!(validate_room("한국어 방 🎉").is_ok());
+        assert_eq!(validate_room("").expect_err("empty").code, ErrorCode::BadRoom);
+        assert_eq!(validate_room("a\nb").expect_err("newline").code, ErrorCode::BadRoom);
+        assert_eq!(validate_name("x\u{1b}[31m").expect_err("escape").code, ErrorCode::BadName);
+        assert_eq!(validate_name("\u{202E}evil").expect_err("bidi").code, ErrorCode::BadName);
+        assert!(validate_name(&"n".repeat(MAX_NAME_CHARS)).is_ok());
+        assert!(validate_name(&"n".repeat(MAX_NAME_CHARS + 1)).is_err());
+    }
+}

@@ -1,0 +1,152 @@
+//! Who is connected and who is in which room: plain data, no I/O, so every rule about
+//! membership and routing is tested without a socket.
+
+use std::collections::HashMap;
+
+use crate::proto::{ErrorCode, PeerId, PeerInfo, Refusal};
+
+/// Every connection the relay knows, and the rooms they are in.
+#[derive(Debug, Default)]
+pub struct Registry {
+    members: HashMap<PeerId, Member>,
+    rooms: HashMap<String, Vec<PeerId>>,
+}
+
+#[derive(Debug)]
+struct Member {
+    name: String,
+    room: Option<String>,
+}
+
+impl Registry {
+    /// Records a new connection, not yet in any room.
+    pub fn connect(&mut self, id: PeerId) {
+        self.members.insert(id, Member { name: String::new(), room: None });
+    }
+
+    /// Puts a connection in a room; returns the members that were already there, in the
+    /// order they joined.
+    pub fn join(&mut self, id: &PeerId, room: &str, name: &str) -> Result<Vec<PeerInfo>, Refusal> {
+        let member = self.members.get_mut(id).ok_or_else(not_connected)?;
+        if let Some(current) = &member.room {
+            return Err(Refusal::new(
+                ErrorCode::AlreadyJoined,
+                format!(
+                    "This connection is already in room {current:?}; open another connection to join a second room."
+                ),
+            ));
+        }
+        member.room = Some(room.to_owned());
+        name.clone_into(&mut member.name);
+        let ids = self.rooms.entry(room.to_owned()).or_default();
+        let others = ids.clone();
+        ids.push(id.clone());
+        Ok(others.into_iter().map(|id| self.info(id)).collect())
+    }
+
+    /// Forgets a connection; if it was in a room, returns the members left behind, who
+    /// must be told.
+    pub fn disconnect(&mut self, id: &PeerId) -> Vec<PeerId> {
+        let Some(Member { room: Some(room), .. }) = self.members.remove(id) else {
+            return Vec::new();
+        };
+        let Some(ids) = self.rooms.get_mut(&room) else { return Vec::new() };
+        ids.retain(|m| m != id);
+        let rest = ids.clone();
+        if rest.is_empty() {
+            self.rooms.remove(&room);
+        }
+        rest
+    }
+
+    /// Checks that `from` may send to `to`: both in the same room, and not to itself.
+    pub fn route(&self, from: &PeerId, to: &PeerId) -> Result<(), Refusal> {
+        let sender = self.members.get(from).ok_or_else(not_connected)?;
+        let Some(room) = &sender.room else {
+            return Err(Refusal::new(
+                ErrorCode::NotJoined,
+                "Send a \"join\" message before signalling; this connection is in no room yet.",
+            ));
+        };
+        let reachable =
+            from != to && self.members.get(to).is_some_and(|m| m.room.as_deref() == Some(room.as_str()));
+        if reachable {
+            Ok(())
+        } else {
+            Err(Refusal::new(
+                ErrorCode::UnknownPeer,
+                format!("There is no peer {to:?} in room {room:?} to send to (it may have left)."),
+            ))
+        }
+    }
+
+    /// The public view of a member.
+    pub fn info(&self, id: PeerId) -> PeerInfo {
+        let name = self.members.get(&id).map(|m| m.name.clone()).unwrap_or_default();
+        PeerInfo { id, name }
+    }
+}
+
+fn not_connected() -> Refusal {
+    Refusal::new(ErrorCode::NotJoined, "This connection is not registered with the relay.")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> PeerId {
+        PeerId(s.to_owned())
+    }
+
+    fn registry(ids: &[&str]) -> Registry {
+        let mut r = Registry::default();
+        for i in ids {
+            r.connect(id(i));
+        }
+        r
+    }
+
+    #[test]
+    fn joiner_learns_who_was_there_in_join_order() {
+        let mut r = registry(&["p1", "p2", "p3"]);
+        assert!(r.join(&id("p1"), "demo", "alice").expect("joins").is_empty());
+        r.join(&id("p2"), "demo", "bob").expect("joins");
+        let seen = r.join(&id("p3"), "demo", "carol").expect("joins");
+        let names: Vec<_> = seen.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["alice", "bob"]);
+    }
+
+    #[test]
+    fn a_connection_joins_one_room_only() {
+        let mut r = registry(&["p1"]);
+        r.join(&id("p1"), "a", "alice").expect("joins");
+        let err = r.join(&id("p1"), "b", "alice").expect_err("second join refused");
+        assert_eq!(err.code, ErrorCode::AlreadyJoined);
+    }
+
+    #[test]
+    fn signals_reach_only_members_of_the_same_room() {
+        let mut r = registry(&["p1", "p2", "p3", "p4"]);
+        r.join(&id("p1"), "a", "alice").expect("joins");
+        r.join(&id("p2"), "a", "bob").expect("joins");
+        r.join(&id("p3"), "b", "carol").expect("joins");
+        assert!(r.route(&id("p1"), &id("p2")).is_ok());
+        assert_eq!(r.route(&id("p1"), &id("p3")).expect_err("other room").code, ErrorCode::UnknownPeer);
+        assert_eq!(r.route(&id("p1"), &id("p1")).expect_err("self").code, ErrorCode::UnknownPeer);
+        assert_eq!(r.route(&id("p1"), &id("p9")).expect_err("nobody").code, ErrorCode::UnknownPeer);
+        assert_eq!(r.route(&id("p4"), &id("p1")).expect_err("not joined").code, ErrorCode::NotJoined);
+    }
+
+    #[test]
+    fn relay_forgets_peer_that_disconnects_and_empty_rooms() {
+        let mut r = registry(&["p1", "p2"]);
+        r.join(&id("p1"), "a", "alice").expect("joins");
+        r.join(&id("p2"), "a", "bob").expect("joins");
+        assert_eq!(r.disconnect(&id("p1")), vec![id("p2")]);
+        assert_eq!(r.route(&id("p2"), &id("p1")).expect_err("gone").code, ErrorCode::UnknownPeer);
+        assert!(r.disconnect(&id("p2")).is_empty());
+        r.connect(id("p3"));
+        assert!(r.join(&id("p3"), "a", "carol").expect("joins").is_empty(), "the room starts empty again");
+    }
+}

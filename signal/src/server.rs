@@ -1,0 +1,70 @@
+//! The accept loop: hands each TCP connection to its own task and stops them all, politely,
+//! when asked to shut down.
+
+use std::future::Future;
+use std::io;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tracing::{info, warn};
+
+use crate::config::RelayConfig;
+use crate::proto::PeerId;
+use crate::{conn, hub};
+
+/// Serves the relay protocol on `listener` until `shutdown` completes, then closes every
+/// connection with code 1001 and returns once they are gone (or the grace period ends).
+pub async fn serve(
+    listener: TcpListener,
+    config: RelayConfig,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let config = Arc::new(config);
+    let (hub_tx, hub_rx) = mpsc::channel(1024);
+    let hub_task = tokio::spawn(hub::run(hub_rx));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut connections = JoinSet::new();
+    let mut next_id: u64 = 0;
+    tokio::pin!(shutdown);
+
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, addr)) => {
+                    let _ = stream.set_nodelay(true);
+                    next_id += 1;
+                    let id = PeerId(format!("p{next_id}"));
+                    tracing::debug!(peer = %id, %addr, "accepted");
+                    let (config, hub_tx, stop_rx) = (config.clone(), hub_tx.clone(), stop_rx.clone());
+                    connections.spawn(async move {
+                        conn::serve(stream, id, &config, hub_tx, stop_rx).await;
+                    });
+                }
+                // Running out of file descriptors or a reset before accept: keep serving.
+                Err(e) => {
+                    warn!("accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            () = &mut shutdown => break,
+        }
+    }
+
+    info!(connections = connections.len(), "shutting down");
+    drop(listener);
+    let _ = stop_tx.send(true);
+    let drained = tokio::time::timeout(config.shutdown_grace, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        warn!(remaining = connections.len(), "closing connections that did not finish in time");
+        connections.shutdown().await;
+    }
+    drop(hub_tx);
+    let _ = hub_task.await;
+    Ok(())
+}

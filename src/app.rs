@@ -1,0 +1,707 @@
+//! The chat's state and its one update function: [`Event`]s in, [`Effect`]s out.
+//!
+//! Nothing here does I/O or looks at a clock; the session loop feeds events from the
+//! relay, the peer connections and the user, and carries out the effects. That makes
+//! every rule (who offers, what counts as delivered, when a script is done) a plain
+//! function to test.
+//!
+//! Negotiation without glare: the peer that joins later offers to everyone already in
+//! the room; a member answers the offers of newcomers. The relay's welcome and
+//! peer-joined messages tell each side which it is.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use peertalk_signal::proto::{ClientMessage, ErrorCode, PeerId, PeerInfo, Signal};
+
+use crate::envelope::{Envelope, MAX_ENVELOPE_BYTES};
+use crate::exit::Outcome;
+use crate::peer::{LinkState, Path, PeerCommand, PeerEvent};
+
+/// How many unacknowledged messages may be in flight before input is paused.
+const WINDOW_MESSAGES: usize = 1024;
+/// How many unacknowledged bytes may be in flight before input is paused.
+const WINDOW_BYTES: usize = 8 * 1024 * 1024;
+
+/// Everything the app reacts to.
+#[derive(Debug)]
+pub enum Event {
+    /// The relay let us in.
+    Welcome {
+        me: PeerId,
+        peers: Vec<PeerInfo>,
+    },
+    PeerJoined(PeerInfo),
+    PeerLeft(PeerId),
+    /// Negotiation data from a peer, through the relay.
+    RelaySignal {
+        from: PeerId,
+        signal: Signal,
+    },
+    /// The relay refused something we sent.
+    RelayError {
+        code: ErrorCode,
+        message: String,
+    },
+    /// The relay connection is gone; existing peer connections carry on.
+    RelayLost {
+        reason: String,
+    },
+    /// Something happened on the connection to a peer.
+    Peer {
+        id: PeerId,
+        event: PeerEvent,
+    },
+    /// The user typed (or a script piped) a message; `ts` is the wall clock in ms.
+    Input {
+        text: String,
+        ts: u64,
+    },
+    /// A line of input could not be used as a message (not UTF-8, say).
+    InputInvalid {
+        reason: String,
+    },
+    /// No more input will come.
+    InputClosed,
+    /// The `--timeout` ran out.
+    TimedOut,
+}
+
+/// Everything the app asks the outside world to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Send to the relay.
+    Relay(ClientMessage),
+    /// Start a connection to a peer; `offer` says whether we make the offer.
+    Dial { peer: PeerId, offer: bool },
+    /// Tell a peer connection what to do.
+    Peer { id: PeerId, command: PeerCommand },
+    /// Tell the user.
+    Show(Notice),
+    /// Stop, for this reason.
+    Exit(Outcome),
+}
+
+/// What the user is told.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Notice {
+    Joined {
+        room: String,
+        me: PeerId,
+        peers: Vec<String>,
+    },
+    PeerJoined {
+        peer: PeerId,
+        name: String,
+    },
+    PeerLeft {
+        peer: PeerId,
+        name: String,
+    },
+    /// The chat channel to a peer is open.
+    Connected {
+        peer: PeerId,
+        name: String,
+        path: Option<Path>,
+    },
+    /// The connection to a peer changed state in a way worth saying.
+    Link {
+        peer: PeerId,
+        name: String,
+        state: LinkState,
+        detail: Option<String>,
+    },
+    Message {
+        peer: PeerId,
+        from: String,
+        id: u64,
+        ts: u64,
+        text: String,
+    },
+    Delivered {
+        id: u64,
+        peer: PeerId,
+        to: String,
+    },
+    Undelivered {
+        ids: Vec<u64>,
+        peer: PeerId,
+        to: String,
+    },
+    RelayError {
+        code: ErrorCode,
+        message: String,
+    },
+    RelayLost {
+        reason: String,
+    },
+    InputRejected {
+        reason: String,
+    },
+    /// Something odd that the user may want to know, e.g. an unreadable message.
+    Warning {
+        text: String,
+    },
+    /// No relay answered at the default address, so this client runs one.
+    HostingRelay {
+        url: String,
+    },
+}
+
+/// Settings the app needs from the command line.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub name: String,
+    pub room: String,
+    /// Exit after this many messages have been received.
+    pub expect: Option<usize>,
+    /// Scripts: a failure that makes the goal unreachable ends the run with its code.
+    pub strict: bool,
+}
+
+#[derive(Debug)]
+struct Peer {
+    name: String,
+    link: Link,
+    path: Option<Path>,
+    /// The next chat id we expect from this peer; lower ids are duplicates.
+    next_id: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Link {
+    /// Negotiating; nothing can be sent yet.
+    Connecting,
+    /// The chat channel is open.
+    Open,
+    /// Closed or failed; nothing more will arrive on it.
+    Gone,
+}
+
+#[derive(Debug)]
+struct Outgoing {
+    payload: Arc<str>,
+    /// Peers the message was sent to that have not acknowledged it yet.
+    awaiting: BTreeSet<PeerId>,
+    /// False while no peer was open to send it to.
+    sent: bool,
+    delivered: bool,
+}
+
+/// The chat.
+#[derive(Debug)]
+pub struct App {
+    settings: Settings,
+    me: Option<PeerId>,
+    peers: BTreeMap<PeerId, Peer>,
+    next_id: u64,
+    outbox: BTreeMap<u64, Outgoing>,
+    in_flight_bytes: usize,
+    received: usize,
+    rejected: usize,
+    input_closed: bool,
+    relay_lost: bool,
+    ever_saw_peer: bool,
+    exited: bool,
+}
+
+impl App {
+    #[must_use]
+    pub fn new(settings: Settings) -> Self {
+        Self {
+            settings,
+            me: None,
+            peers: BTreeMap::new(),
+            next_id: 1,
+            outbox: BTreeMap::new(),
+            in_flight_bytes: 0,
+            received: 0,
+            rejected: 0,
+            input_closed: false,
+            relay_lost: false,
+            ever_saw_peer: false,
+            exited: false,
+        }
+    }
+
+    /// Whether more input may be read now: false while the unacknowledged window is full,
+    /// so a fast producer cannot outrun a slow peer without bound.
+    #[must_use]
+    pub fn wants_input(&self) -> bool {
+        !self.input_closed && self.outbox.len() < WINDOW_MESSAGES && self.in_flight_bytes < WINDOW_BYTES
+    }
+
+    /// Applies one event.
+    pub fn update(&mut self, event: Event) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        if self.exited {
+            return fx;
+        }
+        match event {
+            Event::Welcome { me, peers } => self.on_welcome(me, peers, &mut fx),
+            Event::PeerJoined(info) => {
+                self.ever_saw_peer = true;
+                fx.push(Effect::Show(Notice::PeerJoined { peer: info.id.clone(), name: info.name.clone() }));
+                self.add_peer(info, false, &mut fx);
+            }
+            Event::PeerLeft(id) => {
+                if let Some(peer) = self.peers.remove(&id) {
+                    fx.push(Effect::Peer { id: id.clone(), command: PeerCommand::Close });
+                    fx.push(Effect::Show(Notice::PeerLeft { peer: id.clone(), name: peer.name.clone() }));
+                    self.forget_deliveries(&id, &peer.name, "left", &mut fx);
+                }
+            }
+            Event::RelaySignal { from, signal } => {
+                if self.peers.contains_key(&from) {
+                    fx.push(Effect::Peer { id: from, command: PeerCommand::Signal(signal) });
+                }
+            }
+            Event::RelayError { code, message } => {
+                fx.push(Effect::Show(Notice::RelayError { code, message }))
+            }
+            Event::RelayLost { reason } => {
+                self.relay_lost = true;
+                fx.push(Effect::Show(Notice::RelayLost { reason: reason.clone() }));
+                if self.settings.strict && !self.peers.values().any(|p| p.link == Link::Open) {
+                    self.exit(
+                        Outcome::RelayUnreachable(format!(
+                            "lost the relay before any peer connected ({reason})"
+                        )),
+                        &mut fx,
+                    );
+                }
+            }
+            Event::Peer { id, event } => self.on_peer(id, event, &mut fx),
+            Event::Input { text, ts } => self.on_input(text, ts, &mut fx),
+            Event::InputInvalid { reason } => {
+                self.rejected += 1;
+                fx.push(Effect::Show(Notice::InputRejected { reason }));
+            }
+            Event::InputClosed => self.input_closed = true,
+            Event::TimedOut => {
+                let outcome = self.timeout_outcome();
+                self.exit(outcome, &mut fx);
+            }
+        }
+        self.check_done(&mut fx);
+        fx
+    }
+
+    fn on_welcome(&mut self, me: PeerId, peers: Vec<PeerInfo>, fx: &mut Vec<Effect>) {
+        self.me = Some(me.clone());
+        fx.push(Effect::Show(Notice::Joined {
+            room: self.settings.room.clone(),
+            me,
+            peers: peers.iter().map(|p| p.name.clone()).collect(),
+        }));
+        for info in peers {
+            self.ever_saw_peer = true;
+            self.add_peer(info, true, fx);
+        }
+    }
+
+    fn add_peer(&mut self, info: PeerInfo, offer: bool, fx: &mut Vec<Effect>) {
+        let peer = Peer { name: info.name, link: Link::Connecting, path: None, next_id: 1 };
+        self.peers.insert(info.id.clone(), peer);
+        fx.push(Effect::Dial { peer: info.id, offer });
+    }
+
+    fn on_peer(&mut self, id: PeerId, event: PeerEvent, fx: &mut Vec<Effect>) {
+        let Some(peer) = self.peers.get_mut(&id) else { return };
+        match event {
+            PeerEvent::Signal(signal) => {
+                fx.push(Effect::Relay(ClientMessage::Signal { to: id, signal }));
+            }
+            PeerEvent::Path(path) => peer.path = Some(path),
+            PeerEvent::State(state) => {
+                if matches!(state, LinkState::Disconnected | LinkState::Failed) {
+                    let name = peer.name.clone();
+                    fx.push(Effect::Show(Notice::Link { peer: id.clone(), name, state, detail: None }));
+                }
+                if state == LinkState::Failed {
+                    self.lose_peer(&id, "could not be reached", fx);
+                }
+            }
+            PeerEvent::Open => {
+                peer.link = Link::Open;
+                let name = peer.name.clone();
+                let path = peer.path.clone();
+                fx.push(Effect::Show(Notice::Connected { peer: id.clone(), name, path }));
+                self.send_held(&id, fx);
+            }
+            PeerEvent::Message(text) => self.on_envelope(&id, &text, fx),
+            PeerEvent::Closed => {
+                if peer.link != Link::Gone {
+                    let name = peer.name.clone();
+                    fx.push(Effect::Show(Notice::Link {
+                        peer: id.clone(),
+                        name,
+                        state: LinkState::Closed,
+                        detail: None,
+                    }));
+                    self.lose_peer(&id, "closed the connection", fx);
+                }
+            }
+            PeerEvent::Failed(reason) => {
+                let name = peer.name.clone();
+                fx.push(Effect::Show(Notice::Link {
+                    peer: id.clone(),
+                    name,
+                    state: LinkState::Failed,
+                    detail: Some(reason),
+                }));
+                self.lose_peer(&id, "could not be reached", fx);
+            }
+        }
+    }
+
+    fn on_envelope(&mut self, id: &PeerId, text: &str, fx: &mut Vec<Effect>) {
+        let Some(peer) = self.peers.get_mut(id) else { return };
+        match Envelope::parse(text) {
+            Ok(Envelope::Chat { id: msg_id, from, ts, text }) => {
+                let ack: Arc<str> = Envelope::Ack { id: msg_id }.to_json().into();
+                fx.push(Effect::Peer { id: id.clone(), command: PeerCommand::Send(ack) });
+                if msg_id >= peer.next_id {
+                    peer.next_id = msg_id + 1;
+                    self.received += 1;
+                    fx.push(Effect::Show(Notice::Message { peer: id.clone(), from, id: msg_id, ts, text }));
+                }
+            }
+            Ok(Envelope::Ack { id: msg_id }) => {
+                let Some(out) = self.outbox.get_mut(&msg_id) else { return };
+                if !out.awaiting.remove(id) {
+                    return;
+                }
+                out.delivered = true;
+                fx.push(Effect::Show(Notice::Delivered {
+                    id: msg_id,
+                    peer: id.clone(),
+                    to: peer.name.clone(),
+                }));
+                if out.awaiting.is_empty() {
+                    self.settle(msg_id);
+                }
+            }
+            Err(e) => fx.push(Effect::Show(Notice::Warning {
+                text: format!("{} sent a message this version cannot read ({e})", peer.name),
+            })),
+        }
+    }
+
+    fn on_input(&mut self, text: String, ts: u64, fx: &mut Vec<Effect>) {
+        let envelope = Envelope::Chat { id: self.next_id, from: self.settings.name.clone(), ts, text };
+        let payload = envelope.to_json();
+        if payload.len() > MAX_ENVELOPE_BYTES {
+            self.rejected += 1;
+            fx.push(Effect::Show(Notice::InputRejected {
+                reason: format!(
+                    "a message of {} bytes is too long to send; the limit is {MAX_ENVELOPE_BYTES} bytes once encoded",
+                    payload.len()
+                ),
+            }));
+            return;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let payload: Arc<str> = payload.into();
+        let targets: BTreeSet<PeerId> =
+            self.peers.iter().filter(|(_, p)| p.link == Link::Open).map(|(id, _)| id.clone()).collect();
+        for target in &targets {
+            fx.push(Effect::Peer { id: target.clone(), command: PeerCommand::Send(payload.clone()) });
+        }
+        self.in_flight_bytes += payload.len();
+        let sent = !targets.is_empty();
+        self.outbox.insert(id, Outgoing { payload, awaiting: targets, sent, delivered: false });
+    }
+
+    /// Sends the messages typed while nobody was connected to the first peer that opens.
+    fn send_held(&mut self, id: &PeerId, fx: &mut Vec<Effect>) {
+        for out in self.outbox.values_mut().filter(|o| !o.sent) {
+            out.sent = true;
+            out.awaiting.insert(id.clone());
+            fx.push(Effect::Peer { id: id.clone(), command: PeerCommand::Send(out.payload.clone()) });
+        }
+    }
+
+    /// A peer's connection is over; messages only it was to acknowledge are undelivered.
+    fn lose_peer(&mut self, id: &PeerId, why: &str, fx: &mut Vec<Effect>) {
+        let Some(peer) = self.peers.get_mut(id) else { return };
+        if peer.link == Link::Gone {
+            return;
+        }
+        peer.link = Link::Gone;
+        let name = peer.name.clone();
+        fx.push(Effect::Peer { id: id.clone(), command: PeerCommand::Close });
+        self.forget_deliveries(id, &name, why, fx);
+        let anyone_left = self.peers.values().any(|p| p.link != Link::Gone);
+        if self.settings.strict && !anyone_left && !self.goal_met() && why == "could not be reached" {
+            self.exit(
+                Outcome::ConnectionFailed(format!(
+                    "could not open a connection to {name}: no ICE candidate pair worked (are both peers reachable on the addresses they gather?)"
+                )),
+                fx,
+            );
+        }
+    }
+
+    fn forget_deliveries(&mut self, id: &PeerId, name: &str, why: &str, fx: &mut Vec<Effect>) {
+        let mut undelivered = Vec::new();
+        let mut settled = Vec::new();
+        for (msg_id, out) in &mut self.outbox {
+            if out.awaiting.remove(id) && out.awaiting.is_empty() {
+                if !out.delivered {
+                    undelivered.push(*msg_id);
+                }
+                settled.push(*msg_id);
+            }
+        }
+        for msg_id in settled {
+            self.settle(msg_id);
+        }
+        if undelivered.is_empty() {
+            return;
+        }
+        fx.push(Effect::Show(Notice::Undelivered {
+            ids: undelivered.clone(),
+            peer: id.clone(),
+            to: name.to_owned(),
+        }));
+        if self.settings.strict {
+            self.exit(
+                Outcome::PeerLeft(format!(
+                    "{name} {why} before acknowledging {} message(s) (ids {})",
+                    undelivered.len(),
+                    join_ids(&undelivered)
+                )),
+                fx,
+            );
+        }
+    }
+
+    fn settle(&mut self, msg_id: u64) {
+        if let Some(out) = self.outbox.remove(&msg_id) {
+            self.in_flight_bytes -= out.payload.len();
+        }
+    }
+
+    fn goal_met(&self) -> bool {
+        self.input_closed && self.outbox.is_empty() && self.received >= self.settings.expect.unwrap_or(0)
+    }
+
+    fn check_done(&mut self, fx: &mut Vec<Effect>) {
+        if self.exited || !self.goal_met() {
+            return;
+        }
+        let outcome = if self.rejected > 0 {
+            Outcome::InputRejected(format!("{} message(s) could not be sent (see above)", self.rejected))
+        } else {
+            Outcome::Done
+        };
+        self.exit(outcome, fx);
+    }
+
+    fn exit(&mut self, outcome: Outcome, fx: &mut Vec<Effect>) {
+        if !self.exited {
+            self.exited = true;
+            fx.push(Effect::Exit(outcome));
+        }
+    }
+
+    fn timeout_outcome(&self) -> Outcome {
+        let room = &self.settings.room;
+        if !self.ever_saw_peer {
+            return Outcome::NoPeer(format!("nobody else joined room {room:?} before the timeout"));
+        }
+        let connecting: Vec<&str> =
+            self.peers.values().filter(|p| p.link == Link::Connecting).map(|p| p.name.as_str()).collect();
+        let opened = self.peers.values().any(|p| p.link == Link::Open);
+        if !opened && !connecting.is_empty() {
+            return Outcome::ConnectionFailed(format!(
+                "{} joined room {room:?}, but no connection to them opened before the timeout",
+                connecting.join(", ")
+            ));
+        }
+        let mut missing = Vec::new();
+        if !self.outbox.is_empty() {
+            missing.push(format!(
+                "{} message(s) unacknowledged (ids {})",
+                self.outbox.len(),
+                join_ids(&self.outbox.keys().copied().collect::<Vec<_>>())
+            ));
+        }
+        if let Some(expect) = self.settings.expect.filter(|e| self.received < *e) {
+            missing.push(format!("{} of {expect} expected message(s) received", self.received));
+        }
+        if !self.input_closed {
+            missing.push("input still open".to_owned());
+        }
+        Outcome::TimedOut(format!("timed out with {}", missing.join(", ")))
+    }
+}
+
+fn join_ids(ids: &[u64]) -> String {
+    const SHOWN: usize = 10;
+    let mut s: Vec<String> = ids.iter().take(SHOWN).map(u64::to_string).collect();
+    if ids.len() > SHOWN {
+        s.push(format!("and {} more", ids.len() - SHOWN));
+    }
+    s.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app(expect: Option<usize>) -> App {
+        App::new(Settings { name: "alice".into(), room: "demo".into(), expect, strict: true })
+    }
+
+    fn pid(s: &str) -> PeerId {
+        PeerId(s.into())
+    }
+
+    fn info(id: &str, name: &str) -> PeerInfo {
+        PeerInfo { id: pid(id), name: name.into() }
+    }
+
+    fn sends(fx: &[Effect]) -> Vec<(PeerId, String)> {
+        fx.iter()
+            .filter_map(|e| match e {
+                Effect::Peer { id, command: PeerCommand::Send(p) } => Some((id.clone(), p.to_string())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn exit(fx: &[Effect]) -> Option<&Outcome> {
+        fx.iter().find_map(|e| match e {
+            Effect::Exit(o) => Some(o),
+            _ => None,
+        })
+    }
+
+    fn connected(a: &mut App, id: &str, name: &str) {
+        a.update(Event::Welcome { me: pid("p9"), peers: vec![info(id, name)] });
+        a.update(Event::Peer { id: pid(id), event: PeerEvent::Open });
+    }
+
+    #[test]
+    fn later_joiner_offers_and_members_answer() {
+        let mut a = app(None);
+        let fx = a.update(Event::Welcome { me: pid("p2"), peers: vec![info("p1", "bob")] });
+        assert!(fx.contains(&Effect::Dial { peer: pid("p1"), offer: true }));
+        let fx = a.update(Event::PeerJoined(info("p3", "carol")));
+        assert!(fx.contains(&Effect::Dial { peer: pid("p3"), offer: false }));
+    }
+
+    #[test]
+    fn messages_typed_before_anyone_connects_are_sent_on_open() {
+        let mut a = app(None);
+        a.update(Event::Welcome { me: pid("p1"), peers: vec![] });
+        assert!(sends(&a.update(Event::Input { text: "early".into(), ts: 1 })).is_empty());
+        a.update(Event::PeerJoined(info("p2", "bob")));
+        let fx = a.update(Event::Peer { id: pid("p2"), event: PeerEvent::Open });
+        let sent = sends(&fx);
+        assert_eq!(sent.len(), 1);
+        assert!(sent[0].1.contains("\"text\":\"early\""), "{sent:?}");
+    }
+
+    #[test]
+    fn received_chat_is_shown_once_and_always_acknowledged() {
+        let mut a = app(None);
+        connected(&mut a, "p1", "bob");
+        let chat = r#"{"type":"chat","id":1,"from":"bob","ts":5,"text":"hi"}"#;
+        let fx = a.update(Event::Peer { id: pid("p1"), event: PeerEvent::Message(chat.into()) });
+        assert_eq!(sends(&fx), [(pid("p1"), r#"{"type":"ack","id":1}"#.to_owned())]);
+        assert!(fx.iter().any(|e| matches!(e, Effect::Show(Notice::Message { text, .. }) if text == "hi")));
+        let again = a.update(Event::Peer { id: pid("p1"), event: PeerEvent::Message(chat.into()) });
+        assert_eq!(sends(&again).len(), 1, "a duplicate is acknowledged again");
+        assert!(
+            !again.iter().any(|e| matches!(e, Effect::Show(Notice::Message { .. }))),
+            "but not shown again"
+        );
+    }
+
+    #[test]
+    fn input_end_waits_for_every_acknowledgement() {
+        let mut a = app(None);
+        connected(&mut a, "p1", "bob");
+        a.update(Event::Input { text: "one".into(), ts: 1 });
+        a.update(Event::Input { text: "two".into(), ts: 2 });
+        assert!(exit(&a.update(Event::InputClosed)).is_none());
+        let ack = |id| Event::Peer {
+            id: pid("p1"),
+            event: PeerEvent::Message(format!(r#"{{"type":"ack","id":{id}}}"#)),
+        };
+        let fx = a.update(ack(1));
+        assert!(fx.contains(&Effect::Show(Notice::Delivered { id: 1, peer: pid("p1"), to: "bob".into() })));
+        assert!(exit(&fx).is_none());
+        assert_eq!(exit(&a.update(ack(2))), Some(&Outcome::Done));
+    }
+
+    #[test]
+    fn expect_waits_for_messages_as_well_as_acknowledgements() {
+        let mut a = app(Some(1));
+        connected(&mut a, "p1", "bob");
+        assert!(exit(&a.update(Event::InputClosed)).is_none());
+        let chat = r#"{"type":"chat","id":1,"from":"bob","ts":5,"text":"hi"}"#;
+        let fx = a.update(Event::Peer { id: pid("p1"), event: PeerEvent::Message(chat.into()) });
+        assert_eq!(exit(&fx), Some(&Outcome::Done));
+    }
+
+    #[test]
+    fn peer_leaving_with_unacknowledged_messages_is_reported() {
+        let mut a = app(None);
+        connected(&mut a, "p1", "bob");
+        a.update(Event::Input { text: "lost?".into(), ts: 1 });
+        let fx = a.update(Event::PeerLeft(pid("p1")));
+        assert!(fx.contains(&Effect::Show(Notice::Undelivered {
+            ids: vec![1],
+            peer: pid("p1"),
+            to: "bob".into()
+        })));
+        assert!(matches!(exit(&fx), Some(Outcome::PeerLeft(m)) if m.contains("bob")));
+    }
+
+    #[test]
+    fn timeout_names_what_was_missing() {
+        let mut a = app(None);
+        a.update(Event::Welcome { me: pid("p1"), peers: vec![] });
+        assert!(matches!(exit(&a.update(Event::TimedOut)), Some(Outcome::NoPeer(_))));
+
+        let mut a = app(None);
+        a.update(Event::Welcome { me: pid("p2"), peers: vec![info("p1", "bob")] });
+        assert!(
+            matches!(exit(&a.update(Event::TimedOut)), Some(Outcome::ConnectionFailed(m)) if m.contains("bob"))
+        );
+
+        let mut a = app(Some(3));
+        connected(&mut a, "p1", "bob");
+        assert!(
+            matches!(exit(&a.update(Event::TimedOut)), Some(Outcome::TimedOut(m)) if m.contains("0 of 3"))
+        );
+    }
+
+    #[test]
+    fn oversized_input_is_refused_and_fails_the_run() {
+        let mut a = app(None);
+        connected(&mut a, "p1", "bob");
+        let fx = a.update(Event::Input { text: "x".repeat(MAX_ENVELOPE_BYTES), ts: 1 });
+        assert!(sends(&fx).is_empty());
+        assert!(fx.iter().any(|e| matches!(e, Effect::Show(Notice::InputRejected { .. }))));
+        assert!(matches!(exit(&a.update(Event::InputClosed)), Some(Outcome::InputRejected(_))));
+    }
+
+    #[test]
+    fn input_pauses_while_the_window_is_full() {
+        let mut a = app(None);
+        connected(&mut a, "p1", "bob");
+        for i in 0..WINDOW_MESSAGES {
+            assert!(a.wants_input());
+            a.update(Event::Input { text: format!("m{i}"), ts: 1 });
+        }
+        assert!(!a.wants_input());
+        a.update(Event::Peer { id: pid("p1"), event: PeerEvent::Message(r#"{"type":"ack","id":1}"#.into()) });
+        assert!(a.wants_input());
+    }
+}

@@ -1,0 +1,301 @@
+//! The command line: raw flags ([`Cli`]) and the checked settings the rest of the client
+//! runs on ([`Config`]). Every mistake is caught here, before any network work, with a
+//! sentence that says what to change.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use clap::Parser;
+use peertalk_signal::proto;
+
+use crate::exit::EXIT_CODES_HELP;
+
+/// The relay address used when `--signal` is not given. When nothing answers there, the
+/// client starts a relay on it in-process.
+pub const DEFAULT_SIGNAL: &str = "ws://127.0.0.1:8787";
+
+/// peertalk: chat peer to peer over WebRTC, from the terminal or from scripts.
+///
+/// Peers meet in a room on a signaling relay, then talk directly over an encrypted
+/// DataChannel; the relay only introduces them.
+#[derive(Debug, Parser)]
+#[command(version, after_help = after_help())]
+pub struct Cli {
+    /// Room to join; everyone in the same room on the same relay can talk.
+    #[arg(long, short, env = "PEERTALK_ROOM")]
+    pub room: String,
+
+    /// Your display name [default: $USER]
+    #[arg(long, short, env = "PEERTALK_NAME")]
+    pub name: Option<String>,
+
+    /// Relay URL (ws://HOST:PORT). Without it, ws://127.0.0.1:8787 is used, and started
+    /// in-process if nothing listens there.
+    #[arg(long, short, env = "PEERTALK_SIGNAL")]
+    pub signal: Option<String>,
+
+    /// STUN or TURN server (stun:HOST:PORT, turn:HOST:PORT); repeatable. None by default:
+    /// nothing outside the relay is contacted unless you ask.
+    #[arg(long = "ice-server", value_name = "URL", env = "PEERTALK_ICE_SERVERS", value_delimiter = ',')]
+    pub ice_servers: Vec<String>,
+
+    /// Username for the TURN servers.
+    #[arg(long, env = "PEERTALK_ICE_USERNAME")]
+    pub ice_username: Option<String>,
+
+    /// Credential (password) for the TURN servers.
+    #[arg(long, env = "PEERTALK_ICE_CREDENTIAL", hide_env_values = true)]
+    pub ice_credential: Option<String>,
+
+    /// Local address for WebRTC traffic (IP or IP:PORT); repeatable. By default the
+    /// loopback address when the relay is on loopback, otherwise all interfaces.
+    #[arg(long, value_name = "ADDR", env = "PEERTALK_BIND", value_delimiter = ',')]
+    pub bind: Vec<String>,
+
+    /// Run without an interface: stdin lines are sent, messages are printed to stdout.
+    #[arg(long, env = "PEERTALK_HEADLESS")]
+    pub headless: bool,
+
+    /// Print messages and events as JSON lines on stdout (implies --headless).
+    #[arg(long)]
+    pub json: bool,
+
+    /// Send this message (repeatable), wait until each is acknowledged, then exit.
+    /// Standard input is not read.
+    #[arg(long, value_name = "TEXT")]
+    pub send: Vec<String>,
+
+    /// Exit once N messages have been received (and everything sent is acknowledged).
+    #[arg(long, value_name = "N")]
+    pub expect: Option<usize>,
+
+    /// Give up after this many seconds, with an exit code that says what was missing.
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<f64>,
+}
+
+fn after_help() -> String {
+    format!(
+        "Examples:\n  peertalk --room demo --name alice\n  peertalk --room demo --send 'build finished' --timeout 30\n  \
+         peertalk --room demo --headless --json --expect 1 < /dev/null\n\n{EXIT_CODES_HELP}"
+    )
+}
+
+/// An ICE server as the peer connection needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IceServer {
+    pub url: String,
+    pub username: String,
+    pub credential: String,
+}
+
+/// How received messages and events are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// `alice: hello` lines on stdout, events on stderr.
+    Text,
+    /// One JSON object per line on stdout, messages and events alike.
+    Json,
+}
+
+/// Where the relay is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignalTarget {
+    /// The user named a relay: it must answer.
+    Given(String),
+    /// The default address; the client may start a relay there itself.
+    Default,
+}
+
+impl SignalTarget {
+    #[must_use]
+    pub fn url(&self) -> &str {
+        match self {
+            Self::Given(url) => url,
+            Self::Default => DEFAULT_SIGNAL,
+        }
+    }
+}
+
+/// Checked settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub room: String,
+    pub name: String,
+    pub signal: SignalTarget,
+    pub ice_servers: Vec<IceServer>,
+    pub bind: Vec<SocketAddr>,
+    pub format: OutputFormat,
+    pub send: Vec<String>,
+    pub expect: Option<usize>,
+    pub timeout: Option<Duration>,
+}
+
+impl Cli {
+    /// Checks the flags and turns them into a [`Config`]; the error is a sentence for
+    /// the user.
+    pub fn into_config(self) -> Result<Config, String> {
+        proto::validate_room(&self.room).map_err(|r| format!("--room: {r}"))?;
+        let name = self.name.unwrap_or_else(default_name);
+        proto::validate_name(&name).map_err(|r| format!("--name: {r}"))?;
+
+        let signal = match self.signal {
+            Some(url) => SignalTarget::Given(check_signal_url(&url)?),
+            None => SignalTarget::Default,
+        };
+        let ice_servers = self
+            .ice_servers
+            .iter()
+            .map(|url| check_ice_server(url, self.ice_username.as_deref(), self.ice_credential.as_deref()))
+            .collect::<Result<_, _>>()?;
+        let bind = if self.bind.is_empty() {
+            default_bind(signal.url())
+        } else {
+            self.bind.iter().map(|b| parse_bind(b)).collect::<Result<_, _>>()?
+        };
+        let timeout = match self.timeout {
+            None => None,
+            Some(secs) if secs.is_finite() && secs > 0.0 => Some(Duration::from_secs_f64(secs)),
+            Some(secs) => return Err(format!("--timeout {secs}: give a positive number of seconds")),
+        };
+        if let Some(text) = self.send.iter().find(|t| t.is_empty()) {
+            return Err(format!("--send {text:?}: an empty message cannot be sent"));
+        }
+        Ok(Config {
+            room: self.room,
+            name,
+            signal,
+            ice_servers,
+            bind,
+            format: if self.json { OutputFormat::Json } else { OutputFormat::Text },
+            send: self.send,
+            expect: self.expect,
+            timeout,
+        })
+    }
+}
+
+fn default_name() -> String {
+    ["PEERTALK_DEFAULT_NAME", "USER", "USERNAME"]
+        .iter()
+        .find_map(|var| std::env::var(var).ok())
+        .filter(|n| proto::validate_name(n).is_ok())
+        .unwrap_or_else(|| "peer".to_owned())
+}
+
+fn check_signal_url(url: &str) -> Result<String, String> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err(format!("--signal {url:?}: give a WebSocket URL such as ws://127.0.0.1:8787"));
+    };
+    match scheme {
+        "ws" if !rest.is_empty() => Ok(url.to_owned()),
+        "wss" => Err(format!("--signal {url:?}: this build has no TLS support yet; use a ws:// relay")),
+        _ => Err(format!("--signal {url:?}: the URL must start with ws://, e.g. ws://127.0.0.1:8787")),
+    }
+}
+
+fn check_ice_server(
+    url: &str,
+    username: Option<&str>,
+    credential: Option<&str>,
+) -> Result<IceServer, String> {
+    let scheme = url.split(':').next().unwrap_or_default();
+    let needs_auth = match scheme {
+        "stun" | "stuns" => false,
+        "turn" | "turns" => true,
+        _ => {
+            return Err(format!(
+                "--ice-server {url:?}: expected stun:HOST:PORT or turn:HOST:PORT (also stuns:, turns:)"
+            ));
+        }
+    };
+    if url.len() <= scheme.len() + 1 {
+        return Err(format!("--ice-server {url:?}: the host is missing, e.g. {scheme}:127.0.0.1:3478"));
+    }
+    let (username, credential) = match (needs_auth, username, credential) {
+        (false, _, _) => (String::new(), String::new()),
+        (true, Some(u), Some(c)) => (u.to_owned(), c.to_owned()),
+        (true, _, _) => {
+            return Err(format!(
+                "--ice-server {url:?}: a TURN server needs --ice-username and --ice-credential"
+            ));
+        }
+    };
+    Ok(IceServer { url: url.to_owned(), username, credential })
+}
+
+fn parse_bind(s: &str) -> Result<SocketAddr, String> {
+    s.parse::<SocketAddr>().or_else(|_| s.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 0))).map_err(|_| {
+        format!("--bind {s:?}: give an IP address, optionally with a port (127.0.0.1 or 127.0.0.1:5000)")
+    })
+}
+
+/// Peers that can reach a relay on loopback are on this host, so loopback is the one
+/// path worth gathering; a relay elsewhere means peers elsewhere, so every interface.
+fn default_bind(signal_url: &str) -> Vec<SocketAddr> {
+    let host = signal_url
+        .split_once("://")
+        .map_or(signal_url, |(_, rest)| rest)
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    let host = host.rsplit_once(':').map_or(host, |(h, _)| h).trim_matches(['[', ']']);
+    let loopback = host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    let ip: IpAddr = match host.parse::<IpAddr>() {
+        Ok(ip @ IpAddr::V6(_)) if loopback => ip,
+        _ if loopback => IpAddr::from([127, 0, 0, 1]),
+        _ => IpAddr::from([0, 0, 0, 0]),
+    };
+    vec![SocketAddr::new(ip, 0)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(args: &[&str]) -> Result<Config, String> {
+        let mut argv = vec!["peertalk"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv).map_err(|e| e.to_string())?.into_config()
+    }
+
+    #[test]
+    fn loopback_relay_means_loopback_candidates() {
+        let addr = |s: &str| vec![s.parse::<SocketAddr>().expect("addr")];
+        assert_eq!(default_bind("ws://127.0.0.1:8787"), addr("127.0.0.1:0"));
+        assert_eq!(default_bind("ws://localhost:1/"), addr("127.0.0.1:0"));
+        assert_eq!(default_bind("ws://[::1]:8787"), addr("[::1]:0"));
+        assert_eq!(default_bind("ws://relay.example.org:80"), addr("0.0.0.0:0"));
+    }
+
+    #[test]
+    fn turn_without_credentials_is_refused_with_the_fix() {
+        let err = config(&["--room", "r", "--name", "a", "--ice-server", "turn:127.0.0.1:3478"])
+            .expect_err("refused");
+        assert!(err.contains("--ice-username"), "{err}");
+        let ok = config(&[
+            "--room",
+            "r",
+            "--name",
+            "a",
+            "--ice-server",
+            "turn:127.0.0.1:3478",
+            "--ice-username",
+            "u",
+            "--ice-credential",
+            "p",
+        ])
+        .expect("accepted");
+        assert_eq!(ok.ice_servers[0].username, "u");
+    }
+
+    #[test]
+    fn bad_names_urls_and_timeouts_are_refused() {
+        assert!(config(&["--room", "r", "--name", "a\u{1b}"]).is_err());
+        assert!(config(&["--room", "", "--name", "a"]).is_err());
+        assert!(config(&["--room", "r", "--name", "a", "--signal", "http://x"]).is_err());
+        assert!(config(&["--room", "r", "--name", "a", "--ice-server", "http://x"]).is_err());
+        assert!(config(&["--room", "r", "--name", "a", "--timeout", "-1"]).is_err());
+        assert!(config(&["--room", "r", "--name", "a", "--bind", "nowhere"]).is_err());
+    }
+}

@@ -1,0 +1,93 @@
+//! Why the client stopped, and the process exit code that says so.
+//!
+//! The codes are part of the command-line interface: scripts branch on them, `--help` and
+//! the README list them, and they never change meaning.
+
+use std::fmt;
+use std::process::ExitCode;
+
+/// Every way a run can end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything asked for was done.
+    Done,
+    /// Something unexpected inside the client.
+    Internal(String),
+    /// The command line was wrong.
+    Usage(String),
+    /// No relay answered at the address.
+    RelayUnreachable(String),
+    /// The relay answered but refused us, or spoke something we do not understand.
+    RelayRefused(String),
+    /// Nobody else joined the room in time.
+    NoPeer(String),
+    /// A peer was there but no working connection to it could be made.
+    ConnectionFailed(String),
+    /// A peer left (or its connection closed) before it acknowledged our messages.
+    PeerLeft(String),
+    /// Connected, but what was expected did not happen before the timeout.
+    TimedOut(String),
+    /// A message could not be sent as typed (too long for a DataChannel message).
+    InputRejected(String),
+}
+
+impl Outcome {
+    /// The process exit code.
+    #[must_use]
+    pub fn code(&self) -> u8 {
+        match self {
+            Self::Done => 0,
+            Self::Internal(_) => 1,
+            Self::Usage(_) => 2,
+            Self::RelayUnreachable(_) => 3,
+            Self::RelayRefused(_) => 4,
+            Self::NoPeer(_) => 5,
+            Self::ConnectionFailed(_) => 6,
+            Self::PeerLeft(_) => 7,
+            Self::TimedOut(_) => 8,
+            Self::InputRejected(_) => 9,
+        }
+    }
+
+    /// The sentence to print on stderr, if any.
+    #[must_use]
+    pub fn message(&self) -> Option<&str> {
+        match self {
+            Self::Done => None,
+            Self::Internal(m)
+            | Self::Usage(m)
+            | Self::RelayUnreachable(m)
+            | Self::RelayRefused(m)
+            | Self::NoPeer(m)
+            | Self::ConnectionFailed(m)
+            | Self::PeerLeft(m)
+            | Self::TimedOut(m)
+            | Self::InputRejected(m) => Some(m),
+        }
+    }
+
+    #[must_use]
+    pub fn exit_code(&self) -> ExitCode {
+        ExitCode::from(self.code())
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.message().unwrap_or("done"))
+    }
+}
+
+/// The table printed by `--help` and copied into the README.
+pub const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  done: every message sent was acknowledged and every expected one arrived
+  1  internal error
+  2  bad command line
+  3  relay unreachable (nothing answered at the --signal address)
+  4  relay refused the join (bad room or name, protocol version) or broke the protocol
+  5  no peer joined the room before --timeout
+  6  a peer joined but no connection to it could be opened (ICE/DTLS failed)
+  7  a peer left before acknowledging messages sent to it
+  8  timed out waiting for acknowledgements or for --expect messages
+  9  a message was too long to send (the limit is 65,536 bytes once encoded)";

@@ -1,0 +1,16 @@
+//! peertalk, the client: terminal chat peer to peer over WebRTC DataChannels.
+//!
+//! The parts, in the order data flows:
+//! [`signaling`] (the relay's WebSocket) → [`peer`] (one WebRTC connection per peer, the
+//! only module that uses webrtc) → [`app`] (state and its pure update) → [`headless`]
+//! (stdin/stdout). [`session`] is the event loop that ties them together.
+
+pub mod app;
+pub mod cli;
+pub mod envelope;
+pub mod exit;
+pub mod headless;
+pub mod peer;
+pub mod sanitize;
+pub mod session;
+pub mod signaling;

@@ -1,0 +1,510 @@
+//! The WebRTC side of one remote peer. This is the only module that uses `webrtc`/`rtc`;
+//! everything outside it sees plain [`PeerCommand`]s in and [`PeerEvent`]s out.
+//!
+//! Each peer gets an actor task that owns its `PeerConnection`. webrtc-rs calls our
+//! handler on its driver task, where awaiting anything would stall the connection, so
+//! the handler only forwards into a channel. A second task per DataChannel pulls its
+//! events (`poll()` must keep being drained, or the driver backs up).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use peertalk_signal::proto::{IceCandidate, PeerId, SdpKind, SessionDescription, Signal};
+use rtc::ice::mdns::MulticastDnsMode;
+use rtc::peer_connection::transport::RTCDtlsRole;
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+use webrtc::data_channel::{DataChannel, DataChannelEvent, RTCDataChannelInit};
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
+    RTCIceCandidateInit, RTCIceCandidateType, RTCIceServer, RTCPeerConnectionIceEvent,
+    RTCPeerConnectionState, RTCSessionDescription, RTCStatsReportEntry, SettingEngineBuilder, StatsSelector,
+};
+
+use crate::cli::IceServer;
+
+/// The chat channel's label; both sides use it and the answerer checks it.
+const CHAT_LABEL: &str = "chat";
+
+/// SCTP receive window. The default (1 MiB) overruns the kernel's default UDP receive
+/// buffer on loopback; packets drop and SCTP waits out 1 s retransmission timers.
+/// 64 KiB measured 0 drops and ~150-190 MB/s (see shared/webrtc-guide.md §5).
+const SCTP_RECEIVE_WINDOW: u32 = 64 * 1024;
+
+/// Bytes a DataChannel may hold unsent before `send` waits: bounds sender memory.
+const SEND_BUFFER_LIMIT: usize = 1024 * 1024;
+
+/// ICE connectivity-check pacing while connecting. The default 200 ms is one of the steps
+/// that made a DataChannel take ~600 ms to open on loopback.
+const ICE_CHECK_INTERVAL: Duration = Duration::from_millis(20);
+
+/// webrtc-rs 0.21 queues the SCTP INIT and the DCEP OPEN while handling events, after
+/// that loop iteration's write flush, so they sit until the driver's next timer (up to
+/// 200 ms each; ~600 ms to open in all). Until the channel opens we wake the driver this
+/// often, which sends them at once.
+const DRIVER_NUDGE: Duration = Duration::from_millis(2);
+const DRIVER_NUDGE_LIMIT: Duration = Duration::from_secs(10);
+
+/// How long closing waits for queued messages (acknowledgements above all) to reach the
+/// peer before the connection is torn down.
+const CLOSE_FLUSH: Duration = Duration::from_secs(2);
+
+/// What the rest of the client asks of a peer connection.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PeerCommand {
+    /// Negotiation data that arrived from this peer through the relay.
+    Signal(Signal),
+    /// A ready-encoded message for the chat channel.
+    Send(Arc<str>),
+    /// Flush what is queued, then close.
+    Close,
+}
+
+/// What a peer connection reports.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PeerEvent {
+    /// Negotiation data to hand to this peer through the relay.
+    Signal(Signal),
+    /// The connection's overall state changed.
+    State(LinkState),
+    /// The network path chosen once connected.
+    Path(Path),
+    /// The chat channel is open: messages can flow.
+    Open,
+    /// A text message on the chat channel.
+    Message(String),
+    /// The chat channel closed.
+    Closed,
+    /// Setting up or running the connection failed.
+    Failed(String),
+}
+
+/// A peer connection's state, as `RTCPeerConnectionState`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkState {
+    New,
+    Connecting,
+    Connected,
+    Disconnected,
+    Failed,
+    Closed,
+}
+
+impl fmt::Display for LinkState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::New => "new",
+            Self::Connecting => "connecting",
+            Self::Connected => "connected",
+            Self::Disconnected => "disconnected",
+            Self::Failed => "failed",
+            Self::Closed => "closed",
+        })
+    }
+}
+
+/// The selected ICE candidate pair, as a user wants to see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Path {
+    /// `host`, `srflx`, `prflx` or `relay`: how our end was reached.
+    pub local: String,
+    /// The same for the remote end.
+    pub remote: String,
+    /// `udp` or `tcp`.
+    pub protocol: String,
+    /// ICE round trip time in milliseconds, when measured.
+    pub rtt_ms: Option<f64>,
+}
+
+impl Path {
+    /// The path's kind in one word: `relay` if either end goes through TURN, else the
+    /// most indirect of the two.
+    #[must_use]
+    pub fn kind(&self) -> &str {
+        let rank = |k: &str| match k {
+            "relay" => 3,
+            "srflx" | "prflx" => 2,
+            _ => 1,
+        };
+        if rank(&self.local) >= rank(&self.remote) { &self.local } else { &self.remote }
+    }
+}
+
+/// Network settings shared by every peer connection.
+#[derive(Debug, Clone)]
+pub struct NetOptions {
+    pub ice_servers: Vec<IceServer>,
+    pub bind: Vec<SocketAddr>,
+}
+
+/// The handle the session keeps for one peer.
+#[derive(Debug)]
+pub struct PeerHandle {
+    commands: mpsc::UnboundedSender<PeerCommand>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl PeerHandle {
+    /// Queues a command; a peer whose task has ended ignores it.
+    pub fn command(&self, command: PeerCommand) {
+        let _ = self.commands.send(command);
+    }
+
+    /// Asks the peer to close and waits (bounded by the caller) for it to finish.
+    pub async fn close(self) {
+        let _ = self.commands.send(PeerCommand::Close);
+        let _ = self.task.await;
+    }
+}
+
+/// Starts the connection to `remote`. If `offer`, we create the chat channel and the offer;
+/// otherwise we wait for the peer's offer.
+pub fn spawn(
+    remote: PeerId,
+    offer: bool,
+    net: Arc<NetOptions>,
+    events: mpsc::Sender<(PeerId, PeerEvent)>,
+) -> PeerHandle {
+    let (commands, inbox) = mpsc::unbounded_channel();
+    let out = Outbox { remote: remote.clone(), events };
+    let span = tracing::debug_span!("peer", peer = %remote);
+    let task = tokio::spawn(tracing::Instrument::instrument(
+        async move {
+            if let Err(e) = run(offer, &net, inbox, &out).await {
+                warn!("peer connection failed: {e}");
+                out.emit(PeerEvent::Failed(e)).await;
+            }
+        },
+        span,
+    ));
+    PeerHandle { commands, task }
+}
+
+/// Sends events to the session, tagged with the peer they concern.
+#[derive(Clone)]
+struct Outbox {
+    remote: PeerId,
+    events: mpsc::Sender<(PeerId, PeerEvent)>,
+}
+
+impl Outbox {
+    async fn emit(&self, event: PeerEvent) {
+        let _ = self.events.send((self.remote.clone(), event)).await;
+    }
+}
+
+/// What the webrtc handler forwards from the driver task.
+enum Callback {
+    Candidate(RTCIceCandidateInit),
+    State(RTCPeerConnectionState),
+    DataChannel(Arc<dyn DataChannel>),
+}
+
+struct Handler(mpsc::UnboundedSender<Callback>);
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
+        match event.candidate.to_json() {
+            Ok(init) => {
+                let _ = self.0.send(Callback::Candidate(init));
+            }
+            Err(e) => warn!("could not encode a local ICE candidate: {e}"),
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        let _ = self.0.send(Callback::State(state));
+    }
+
+    async fn on_data_channel(&self, channel: Arc<dyn DataChannel>) {
+        let _ = self.0.send(Callback::DataChannel(channel));
+    }
+}
+
+async fn run(
+    offer: bool,
+    net: &NetOptions,
+    mut inbox: mpsc::UnboundedReceiver<PeerCommand>,
+    out: &Outbox,
+) -> Result<(), String> {
+    let started = Instant::now();
+    let (callbacks_tx, mut callbacks) = mpsc::unbounded_channel();
+    let pc: Arc<dyn PeerConnection> = Arc::new(build(net, Handler(callbacks_tx)).await?);
+    let mut session = Session { pc: pc.clone(), channel: None, pending: Vec::new(), have_remote: false };
+
+    if offer {
+        let channel = pc
+            .create_data_channel(CHAT_LABEL, Some(RTCDataChannelInit::default()))
+            .await
+            .map_err(|e| format!("could not create the chat channel: {e}"))?;
+        session.adopt(channel, out);
+        let offer = pc.create_offer(None).await.map_err(|e| format!("could not create an offer: {e}"))?;
+        pc.set_local_description(offer).await.map_err(|e| format!("could not apply our offer: {e}"))?;
+        session.send_local_description(out).await?;
+    }
+
+    let result = loop {
+        tokio::select! {
+            command = inbox.recv() => match command {
+                Some(PeerCommand::Signal(signal)) => session.apply(signal, out).await?,
+                Some(PeerCommand::Send(payload)) => session.send(&payload).await,
+                Some(PeerCommand::Close) | None => break Ok(()),
+            },
+            Some(callback) = callbacks.recv() => match callback {
+                Callback::Candidate(init) => out.emit(PeerEvent::Signal(Signal::Candidate(candidate_to_wire(init)))).await,
+                Callback::State(state) => {
+                    debug!(elapsed_ms = started.elapsed().as_millis(), "connection {state}");
+                    let state = link_state(state);
+                    out.emit(PeerEvent::State(state)).await;
+                    if state == LinkState::Connected
+                        && let Some(path) = selected_path(pc.as_ref()).await
+                    {
+                        out.emit(PeerEvent::Path(path)).await;
+                    }
+                }
+                Callback::DataChannel(channel) => session.adopt(channel, out),
+            },
+        }
+    };
+    session.close().await;
+    result
+}
+
+async fn build(net: &NetOptions, handler: Handler) -> Result<impl PeerConnection, String> {
+    let ice_servers = net
+        .ice_servers
+        .iter()
+        .map(|s| RTCIceServer {
+            urls: vec![s.url.clone()],
+            username: s.username.clone(),
+            credential: s.credential.clone(),
+        })
+        .collect();
+    let config = RTCConfigurationBuilder::new().with_ice_servers(ice_servers).build();
+    // mDNS off: it would multicast on the LAN, and our candidates are plain addresses.
+    // The answerer takes the DTLS server role so that the offerer, which holds the chat
+    // channel and can nudge the driver (see DRIVER_NUDGE), is the side that starts SCTP.
+    let settings = SettingEngineBuilder::new()
+        .with_answering_dtls_role(RTCDtlsRole::Server)
+        .with_multicast_dns_mode(MulticastDnsMode::Disabled)
+        .with_sctp_max_receive_buffer_size(SCTP_RECEIVE_WINDOW)
+        .with_ice_connection_attempts(Some(ICE_CHECK_INTERVAL), None)
+        .build();
+    PeerConnectionBuilder::new()
+        .with_configuration(config)
+        .with_setting_engine(settings)
+        .with_handler(Arc::new(handler))
+        .with_udp_addrs(net.bind.iter().map(ToString::to_string).collect())
+        .with_data_channel_send_buffer_limit(SEND_BUFFER_LIMIT)
+        .build()
+        .await
+        .map_err(|e| format!("could not set up WebRTC on {:?}: {e}", net.bind))
+}
+
+struct Session {
+    pc: Arc<dyn PeerConnection>,
+    channel: Option<Arc<dyn DataChannel>>,
+    /// Candidates that arrived before the remote description; applying them earlier fails.
+    pending: Vec<RTCIceCandidateInit>,
+    have_remote: bool,
+}
+
+impl Session {
+    /// Takes the chat channel (ours, or the one the offerer opened) and starts reading it.
+    fn adopt(&mut self, channel: Arc<dyn DataChannel>, out: &Outbox) {
+        self.channel = Some(channel.clone());
+        tokio::spawn(read_channel(channel, out.clone()));
+    }
+
+    async fn apply(&mut self, signal: Signal, out: &Outbox) -> Result<(), String> {
+        match signal {
+            Signal::Description(desc) => {
+                let is_offer = desc.kind == SdpKind::Offer;
+                let desc = description_from_wire(desc)?;
+                self.pc
+                    .set_remote_description(desc)
+                    .await
+                    .map_err(|e| format!("the peer's session description was refused: {e}"))?;
+                self.have_remote = true;
+                for init in std::mem::take(&mut self.pending) {
+                    self.add_candidate(init).await;
+                }
+                if is_offer {
+                    let answer = self
+                        .pc
+                        .create_answer(None)
+                        .await
+                        .map_err(|e| format!("could not create an answer: {e}"))?;
+                    self.pc
+                        .set_local_description(answer)
+                        .await
+                        .map_err(|e| format!("could not apply our answer: {e}"))?;
+                    self.send_local_description(out).await?;
+                }
+            }
+            Signal::Candidate(candidate) => {
+                let init = candidate_from_wire(candidate);
+                if self.have_remote {
+                    self.add_candidate(init).await;
+                } else {
+                    self.pending.push(init);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A bad candidate costs one path, not the connection: log it and go on.
+    async fn add_candidate(&self, init: RTCIceCandidateInit) {
+        if let Err(e) = self.pc.add_ice_candidate(init).await {
+            warn!("ignoring a remote ICE candidate: {e}");
+        }
+    }
+
+    async fn send_local_description(&self, out: &Outbox) -> Result<(), String> {
+        let desc = self.pc.local_description().await.ok_or("no local description after setting one")?;
+        out.emit(PeerEvent::Signal(Signal::Description(description_to_wire(desc)))).await;
+        Ok(())
+    }
+
+    async fn send(&self, payload: &str) {
+        let Some(channel) = &self.channel else { return };
+        if let Err(e) = channel.send_text(payload).await {
+            // The reader task reports the close; the app accounts for what went undelivered.
+            debug!("send failed: {e}");
+        }
+    }
+
+    /// Lets queued messages drain (bounded), then closes the channel and the connection.
+    async fn close(self) {
+        if let Some(channel) = &self.channel {
+            let deadline = Instant::now() + CLOSE_FLUSH;
+            while Instant::now() < deadline && channel.outstanding_bytes().await.unwrap_or(0) > 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let _ = channel.close().await;
+        }
+        if let Err(e) = self.pc.close().await {
+            debug!("close failed: {e}");
+        }
+    }
+}
+
+async fn read_channel(channel: Arc<dyn DataChannel>, out: Outbox) {
+    let mut nudge = tokio::time::interval(DRIVER_NUDGE);
+    let nudge_until = Instant::now() + DRIVER_NUDGE_LIMIT;
+    let mut open = false;
+    loop {
+        let event = tokio::select! {
+            event = channel.poll() => event,
+            _ = nudge.tick(), if !open && Instant::now() < nudge_until => {
+                // Any call that reaches `wake_writes` will do; this one changes nothing.
+                let _ = channel.set_buffered_amount_low_threshold(0).await;
+                continue;
+            }
+        };
+        let Some(event) = event else { break };
+        match event {
+            DataChannelEvent::OnOpen => {
+                open = true;
+                debug!("chat channel open");
+                out.emit(PeerEvent::Open).await;
+            }
+            DataChannelEvent::OnMessage(msg) => match String::from_utf8(msg.data.to_vec()) {
+                Ok(text) => out.emit(PeerEvent::Message(text)).await,
+                Err(_) => warn!("ignoring a chat message that is not UTF-8 text"),
+            },
+            DataChannelEvent::OnClose => break,
+            _ => {}
+        }
+    }
+    out.emit(PeerEvent::Closed).await;
+}
+
+fn link_state(state: RTCPeerConnectionState) -> LinkState {
+    match state {
+        RTCPeerConnectionState::Connecting => LinkState::Connecting,
+        RTCPeerConnectionState::Connected => LinkState::Connected,
+        RTCPeerConnectionState::Disconnected => LinkState::Disconnected,
+        RTCPeerConnectionState::Failed => LinkState::Failed,
+        RTCPeerConnectionState::Closed => LinkState::Closed,
+        _ => LinkState::New,
+    }
+}
+
+/// Reads the selected candidate pair from the stats report.
+async fn selected_path(pc: &dyn PeerConnection) -> Option<Path> {
+    let report = pc.get_stats(Instant::now(), StatsSelector::None).await;
+    let pair_id = &report.transport()?.selected_candidate_pair_id;
+    let RTCStatsReportEntry::IceCandidatePair(pair) = report.get(pair_id)? else { return None };
+    // The pair names candidates by their own id; the report files them under a prefixed
+    // one ("RTCLocalIceCandidate_<id>").
+    let kind = |id: &str| {
+        report.iter().find_map(|entry| match entry {
+            RTCStatsReportEntry::LocalCandidate(c) | RTCStatsReportEntry::RemoteCandidate(c)
+                if c.stats.id.ends_with(id) =>
+            {
+                Some((candidate_kind(c.candidate_type), c.protocol.clone()))
+            }
+            _ => None,
+        })
+    };
+    let (local, protocol) = kind(&pair.local_candidate_id)?;
+    let (remote, _) = kind(&pair.remote_candidate_id)?;
+    let rtt = pair.current_round_trip_time;
+    Some(Path { local, remote, protocol, rtt_ms: (rtt > 0.0).then_some(rtt * 1000.0) })
+}
+
+fn candidate_kind(kind: RTCIceCandidateType) -> String {
+    match kind {
+        RTCIceCandidateType::Host => "host",
+        RTCIceCandidateType::Srflx => "srflx",
+        RTCIceCandidateType::Prflx => "prflx",
+        RTCIceCandidateType::Relay => "relay",
+        _ => "unknown",
+    }
+    .to_owned()
+}
+
+fn description_to_wire(desc: RTCSessionDescription) -> SessionDescription {
+    use webrtc::peer_connection::RTCSdpType;
+    let kind = match desc.sdp_type {
+        RTCSdpType::Answer => SdpKind::Answer,
+        RTCSdpType::Pranswer => SdpKind::Pranswer,
+        RTCSdpType::Rollback => SdpKind::Rollback,
+        _ => SdpKind::Offer,
+    };
+    SessionDescription { kind, sdp: desc.sdp }
+}
+
+fn description_from_wire(desc: SessionDescription) -> Result<RTCSessionDescription, String> {
+    let parsed = match desc.kind {
+        SdpKind::Offer => RTCSessionDescription::offer(desc.sdp),
+        SdpKind::Answer => RTCSessionDescription::answer(desc.sdp),
+        SdpKind::Pranswer => RTCSessionDescription::pranswer(desc.sdp),
+        SdpKind::Rollback => return Err("the peer sent a rollback, which peertalk does not use".to_owned()),
+    };
+    parsed.map_err(|e| format!("the peer's session description does not parse: {e}"))
+}
+
+fn candidate_to_wire(init: RTCIceCandidateInit) -> IceCandidate {
+    IceCandidate {
+        candidate: init.candidate,
+        sdp_mid: init.sdp_mid,
+        sdp_m_line_index: init.sdp_mline_index,
+        username_fragment: init.username_fragment,
+    }
+}
+
+fn candidate_from_wire(c: IceCandidate) -> RTCIceCandidateInit {
+    RTCIceCandidateInit {
+        candidate: c.candidate,
+        sdp_mid: c.sdp_mid,
+        sdp_mline_index: c.sdp_m_line_index,
+        username_fragment: c.username_fragment,
+        ..Default::default()
+    }
+}

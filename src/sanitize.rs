@@ -1,0 +1,51 @@
+//! Making someone else's text safe to print on a terminal.
+//!
+//! A peer controls every byte of its messages and its name. Printed raw, an escape
+//! sequence could recolour the screen, move the cursor, set the window title or worse.
+//! Control characters are therefore replaced by visible stand-ins, so nothing is lost
+//! and nothing is interpreted.
+
+use peertalk_signal::proto::is_unsafe_char;
+
+/// Returns `text` with every control and bidirectional-override character replaced by a
+/// visible stand-in: C0 controls by their Unicode "control picture" (ESC becomes `␛`,
+/// newline `␊`), DEL by `␡`, and the rest by U+FFFD.
+#[must_use]
+pub fn for_terminal(text: &str) -> String {
+    if !text.chars().any(is_unsafe_char) {
+        return text.to_owned();
+    }
+    text.chars().map(|c| if is_unsafe_char(c) { stand_in(c) } else { c }).collect()
+}
+
+fn stand_in(c: char) -> char {
+    match u32::from(c) {
+        n @ 0x00..=0x1F => char::from_u32(0x2400 + n).unwrap_or('\u{FFFD}'),
+        0x7F => '\u{2421}',
+        _ => '\u{FFFD}',
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::for_terminal;
+
+    #[test]
+    fn plain_and_wide_text_passes_through() {
+        assert_eq!(for_terminal("안녕하세요 👋 hello"), "안녕하세요 👋 hello");
+    }
+
+    #[test]
+    fn escape_sequences_become_visible_and_inert() {
+        let out = for_terminal("\u{1b}[2J\u{1b}]0;pwned\u{7}hi\r\n");
+        assert!(!out.chars().any(char::is_control), "{out:?}");
+        assert_eq!(out, "␛[2J␛]0;pwned␇hi␍␊");
+    }
+
+    #[test]
+    fn c1_controls_and_bidi_overrides_are_replaced() {
+        assert_eq!(for_terminal("a\u{9b}31mb"), "a\u{FFFD}31mb");
+        assert_eq!(for_terminal("\u{202E}txt.exe"), "\u{FFFD}txt.exe");
+        assert_eq!(for_terminal("del\u{7f}"), "del␡");
+    }
+}

@@ -1,0 +1,213 @@
+//! The client's event loop: one `select!` over the relay, the peer connections, the user's
+//! input and the deadline. Each event goes through [`App::update`]; this loop only carries
+//! out the effects that come back.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use peertalk_signal::proto::PeerId;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::app::{App, Effect, Event, Notice, Settings};
+use crate::cli::{Config, SignalTarget};
+use crate::exit::Outcome;
+use crate::peer::{self, NetOptions, PeerEvent, PeerHandle};
+use crate::signaling::{self, JoinError, Joined, RelayEvent};
+
+/// How long shutting down waits for peer connections to flush and close.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// One line of user input, as the front end read it.
+#[derive(Debug)]
+pub enum InputLine {
+    Text(String),
+    Invalid(String),
+}
+
+/// Where notices go: the headless printer now, the TUI later.
+pub trait Frontend {
+    /// Shows one notice.
+    fn show(&mut self, notice: &Notice) -> impl Future<Output = io::Result<()>>;
+    /// Called after each batch of notices, and before the loop waits again.
+    fn flush(&mut self) -> impl Future<Output = io::Result<()>>;
+}
+
+/// Runs a chat until the app decides it is over.
+pub async fn run(config: Config, mut input: mpsc::Receiver<InputLine>, ui: &mut impl Frontend) -> Outcome {
+    let deadline = config.timeout.map(|t| Instant::now() + t);
+    let (joined, hosted) = match connect(&config, ui).await {
+        Ok(ok) => ok,
+        Err(outcome) => return outcome,
+    };
+    let Joined { me, peers, outgoing, events: mut relay } = joined;
+
+    let mut app = App::new(Settings {
+        name: config.name.clone(),
+        room: config.room.clone(),
+        expect: config.expect,
+        strict: true,
+    });
+    let net = Arc::new(NetOptions { ice_servers: config.ice_servers.clone(), bind: config.bind.clone() });
+    let (peer_tx, mut peer_rx) = mpsc::channel::<(PeerId, PeerEvent)>(1024);
+    let mut links: HashMap<PeerId, PeerHandle> = HashMap::new();
+    let mut relay_open = true;
+    let mut input_open = true;
+    let mut next = Some(Event::Welcome { me, peers });
+
+    let outcome = 'run: loop {
+        let event = match next.take() {
+            Some(event) => event,
+            None => tokio::select! {
+                event = relay.recv(), if relay_open => match event {
+                    Some(event) => relay_event(event),
+                    None => { relay_open = false; continue }
+                },
+                Some((id, event)) = peer_rx.recv() => Event::Peer { id, event },
+                line = input.recv(), if input_open && app.wants_input() => match line {
+                    Some(InputLine::Text(text)) => Event::Input { text, ts: now_ms() },
+                    Some(InputLine::Invalid(reason)) => Event::InputInvalid { reason },
+                    None => { input_open = false; Event::InputClosed }
+                },
+                () = sleep_until(deadline) => Event::TimedOut,
+            },
+        };
+        if matches!(event, Event::RelayLost { .. }) {
+            relay_open = false;
+        }
+        for effect in app.update(event) {
+            match effect {
+                Effect::Relay(message) => {
+                    let _ = outgoing.send(message);
+                }
+                Effect::Dial { peer, offer } => {
+                    let handle = peer::spawn(peer.clone(), offer, net.clone(), peer_tx.clone());
+                    links.insert(peer, handle);
+                }
+                Effect::Peer { id, command } => {
+                    if let Some(link) = links.get(&id) {
+                        link.command(command);
+                    }
+                }
+                Effect::Show(notice) => {
+                    if let Err(e) = ui.show(&notice).await {
+                        break 'run Outcome::Internal(format!("could not write output: {e}"));
+                    }
+                }
+                Effect::Exit(outcome) => break 'run outcome,
+            }
+        }
+        if let Err(e) = ui.flush().await {
+            break Outcome::Internal(format!("could not write output: {e}"));
+        }
+    };
+
+    close_all(links).await;
+    drop(outgoing);
+    if let Some(relay) = hosted {
+        relay.stop().await;
+    }
+    let _ = ui.flush().await;
+    outcome
+}
+
+fn relay_event(event: RelayEvent) -> Event {
+    match event {
+        RelayEvent::PeerJoined(info) => Event::PeerJoined(info),
+        RelayEvent::PeerLeft(id) => Event::PeerLeft(id),
+        RelayEvent::Signal { from, signal } => Event::RelaySignal { from, signal },
+        RelayEvent::Error { code, message } => Event::RelayError { code, message },
+        RelayEvent::Lost(reason) => Event::RelayLost { reason },
+    }
+}
+
+/// Closes every peer connection, letting queued acknowledgements go out first.
+async fn close_all(links: HashMap<PeerId, PeerHandle>) {
+    let closing = futures_util::future::join_all(links.into_values().map(PeerHandle::close));
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, closing).await;
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Joins the room; with the default relay address and nothing listening, first starts a
+/// relay in this process.
+async fn connect(config: &Config, ui: &mut impl Frontend) -> Result<(Joined, Option<HostedRelay>), Outcome> {
+    let url = config.signal.url();
+    let first = signaling::join(url, &config.room, &config.name).await;
+    match (first, &config.signal) {
+        (Ok(joined), _) => Ok((joined, None)),
+        (Err(JoinError::Unreachable { .. }), SignalTarget::Default) => {
+            let hosted = HostedRelay::start().await;
+            if hosted.is_some() {
+                let _ = ui.show(&Notice::HostingRelay { url: url.to_owned() }).await;
+                let _ = ui.flush().await;
+            }
+            let joined = signaling::join(url, &config.room, &config.name).await.map_err(join_outcome)?;
+            Ok((joined, hosted))
+        }
+        (Err(e), _) => Err(join_outcome(e)),
+    }
+}
+
+fn join_outcome(e: JoinError) -> Outcome {
+    match e {
+        JoinError::Unreachable { .. } => Outcome::RelayUnreachable(format!(
+            "{e}; start one with `peertalk-signal --listen ADDR`, or leave out --signal to use a local one"
+        )),
+        JoinError::Refused { .. } | JoinError::Protocol { .. } => Outcome::RelayRefused(e.to_string()),
+    }
+}
+
+/// A relay running inside this client, on the default address.
+#[cfg(feature = "embedded-relay")]
+struct HostedRelay {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<io::Result<()>>,
+}
+
+#[cfg(feature = "embedded-relay")]
+impl HostedRelay {
+    /// Starts the relay on the default address. `None` if the address is taken, e.g. by
+    /// another client that started one a moment earlier: then that one is used.
+    async fn start() -> Option<Self> {
+        let addr = crate::cli::DEFAULT_SIGNAL.trim_start_matches("ws://");
+        let listener = tokio::net::TcpListener::bind(addr).await.ok()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let config = peertalk_signal::RelayConfig::default();
+        let task = tokio::spawn(peertalk_signal::serve(listener, config, async {
+            let _ = stopped.await;
+        }));
+        Some(Self { stop, task })
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.task).await;
+    }
+}
+
+#[cfg(not(feature = "embedded-relay"))]
+struct HostedRelay;
+
+#[cfg(not(feature = "embedded-relay"))]
+impl HostedRelay {
+    async fn start() -> Option<Self> {
+        None
+    }
+
+    async fn stop(self) {}
+}

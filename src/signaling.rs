@@ -1,0 +1,165 @@
+//! The client's side of the relay: connect, join a room, then carry protocol messages
+//! both ways on a task of its own until the socket closes.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use peertalk_signal::proto::{
+    ClientMessage, ErrorCode, PROTOCOL_VERSION, PeerId, PeerInfo, ServerMessage, Signal,
+};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tracing::debug;
+
+/// How long connecting and joining may take before the relay counts as unreachable.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Why joining failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JoinError {
+    #[error("could not reach the relay at {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("the relay at {url} refused to let us join ({code}): {message}")]
+    Refused { url: String, code: ErrorCode, message: String },
+    #[error("the relay at {url} broke the protocol: {detail}")]
+    Protocol { url: String, detail: String },
+}
+
+/// What arrives from the relay after the welcome.
+#[derive(Debug)]
+pub enum RelayEvent {
+    PeerJoined(PeerInfo),
+    PeerLeft(PeerId),
+    Signal {
+        from: PeerId,
+        signal: Signal,
+    },
+    Error {
+        code: ErrorCode,
+        message: String,
+    },
+    /// The connection ended; nothing more will arrive.
+    Lost(String),
+}
+
+/// A joined room.
+pub struct Joined {
+    pub me: PeerId,
+    pub peers: Vec<PeerInfo>,
+    pub outgoing: mpsc::UnboundedSender<ClientMessage>,
+    pub events: mpsc::Receiver<RelayEvent>,
+}
+
+/// Connects to `url`, joins `room` as `name`, and returns once welcomed.
+pub async fn join(url: &str, room: &str, name: &str) -> Result<Joined, JoinError> {
+    let attempt = async {
+        let (mut ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .map_err(|e| JoinError::Unreachable { url: url.to_owned(), reason: e.to_string() })?;
+        let join =
+            ClientMessage::Join { room: room.to_owned(), name: name.to_owned(), version: PROTOCOL_VERSION };
+        ws.send(Message::Text(join.to_json().into()))
+            .await
+            .map_err(|e| JoinError::Unreachable { url: url.to_owned(), reason: e.to_string() })?;
+        let (me, peers) = await_welcome(&mut ws, url).await?;
+        Ok::<_, JoinError>((ws, me, peers))
+    };
+    let (ws, me, peers) =
+        tokio::time::timeout(JOIN_TIMEOUT, attempt).await.map_err(|_| JoinError::Unreachable {
+            url: url.to_owned(),
+            reason: format!("no welcome within {} s", JOIN_TIMEOUT.as_secs()),
+        })??;
+    let (outgoing, outgoing_rx) = mpsc::unbounded_channel();
+    let (events_tx, events) = mpsc::channel(256);
+    tokio::spawn(pump(ws, outgoing_rx, events_tx));
+    Ok(Joined { me, peers, outgoing, events })
+}
+
+async fn await_welcome(ws: &mut Socket, url: &str) -> Result<(PeerId, Vec<PeerInfo>), JoinError> {
+    let protocol = |detail: String| JoinError::Protocol { url: url.to_owned(), detail };
+    loop {
+        let frame = ws
+            .next()
+            .await
+            .ok_or_else(|| JoinError::Unreachable {
+                url: url.to_owned(),
+                reason: "closed before welcoming us".into(),
+            })?
+            .map_err(|e| JoinError::Unreachable { url: url.to_owned(), reason: e.to_string() })?;
+        let text = match frame {
+            Message::Text(text) => text,
+            Message::Close(frame) => {
+                let reason = frame
+                    .map_or_else(|| "no reason given".to_owned(), |f| format!("{} {}", f.code, f.reason));
+                return Err(JoinError::Unreachable {
+                    url: url.to_owned(),
+                    reason: format!("closed: {reason}"),
+                });
+            }
+            _ => continue,
+        };
+        match ServerMessage::parse(&text) {
+            Ok(ServerMessage::Welcome { id, peers, .. }) => return Ok((id, peers)),
+            Ok(ServerMessage::Error { code, message }) => {
+                return Err(JoinError::Refused { url: url.to_owned(), code, message });
+            }
+            Ok(other) => return Err(protocol(format!("expected a welcome, got {other:?}"))),
+            Err(e) => {
+                return Err(protocol(format!("unreadable message ({e}); is this a peertalk-signal relay?")));
+            }
+        }
+    }
+}
+
+async fn pump(
+    mut ws: Socket,
+    mut outgoing: mpsc::UnboundedReceiver<ClientMessage>,
+    events: mpsc::Sender<RelayEvent>,
+) {
+    let reason = loop {
+        tokio::select! {
+            frame = ws.next() => match frame {
+                Some(Ok(Message::Text(text))) => {
+                    let event = match ServerMessage::parse(&text) {
+                        Ok(ServerMessage::PeerJoined { peer }) => RelayEvent::PeerJoined(peer),
+                        Ok(ServerMessage::PeerLeft { id }) => RelayEvent::PeerLeft(id),
+                        Ok(ServerMessage::Signal { from, signal }) => RelayEvent::Signal { from, signal },
+                        Ok(ServerMessage::Error { code, message }) => RelayEvent::Error { code, message },
+                        Ok(ServerMessage::Welcome { .. }) => continue,
+                        Err(e) => {
+                            debug!("ignoring an unreadable relay message: {e}");
+                            continue;
+                        }
+                    };
+                    if events.send(event).await.is_err() {
+                        return;
+                    }
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    break frame.map_or_else(|| "the relay closed the connection".to_owned(), |f| {
+                        format!("the relay closed the connection ({} {})", f.code, f.reason)
+                    });
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => break format!("the relay connection broke: {e}"),
+                None => break "the relay connection ended".to_owned(),
+            },
+            message = outgoing.recv() => match message {
+                Some(message) => {
+                    if let Err(e) = ws.send(Message::Text(message.to_json().into())).await {
+                        break format!("could not write to the relay: {e}");
+                    }
+                }
+                None => {
+                    let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(None)).await;
+                    return;
+                }
+            },
+        }
+    };
+    let _ = events.send(RelayEvent::Lost(reason)).await;
+}
