@@ -163,6 +163,10 @@ pub struct Settings {
 struct Peer {
     name: String,
     link: Link,
+    /// False once the relay said the peer left; its connection is then being closed.
+    in_room: bool,
+    /// Why the connection failed, if it did.
+    failure: Option<String>,
     path: Option<Path>,
     /// The next chat id we expect from this peer; lower ids are duplicates.
     next_id: u64,
@@ -244,11 +248,17 @@ impl App {
                 fx.push(Effect::Show(Notice::PeerJoined { peer: info.id.clone(), name: info.name.clone() }));
                 self.add_peer(info, false, &mut fx);
             }
+            // What the peer sent before leaving may still be on its way over the
+            // DataChannel; deliveries are settled when that connection reports `Closed`.
             Event::PeerLeft(id) => {
-                if let Some(peer) = self.peers.remove(&id) {
-                    fx.push(Effect::Peer { id: id.clone(), command: PeerCommand::Close });
+                if let Some(peer) = self.peers.get_mut(&id) {
+                    peer.in_room = false;
                     fx.push(Effect::Show(Notice::PeerLeft { peer: id.clone(), name: peer.name.clone() }));
-                    self.forget_deliveries(&id, &peer.name, "left", &mut fx);
+                    if peer.link == Link::Gone {
+                        self.peers.remove(&id);
+                    } else {
+                        fx.push(Effect::Peer { id, command: PeerCommand::Close });
+                    }
                 }
             }
             Event::RelaySignal { from, signal } => {
@@ -301,7 +311,14 @@ impl App {
     }
 
     fn add_peer(&mut self, info: PeerInfo, offer: bool, fx: &mut Vec<Effect>) {
-        let peer = Peer { name: info.name, link: Link::Connecting, path: None, next_id: 1 };
+        let peer = Peer {
+            name: info.name,
+            link: Link::Connecting,
+            in_room: true,
+            failure: None,
+            path: None,
+            next_id: 1,
+        };
         self.peers.insert(info.id.clone(), peer);
         fx.push(Effect::Dial { peer: info.id, offer });
     }
@@ -319,7 +336,8 @@ impl App {
                     fx.push(Effect::Show(Notice::Link { peer: id.clone(), name, state, detail: None }));
                 }
                 if state == LinkState::Failed {
-                    self.lose_peer(&id, "could not be reached", fx);
+                    peer.failure.get_or_insert_with(|| "ICE found no working path".to_owned());
+                    fx.push(Effect::Peer { id, command: PeerCommand::Close });
                 }
             }
             PeerEvent::Open => {
@@ -330,27 +348,50 @@ impl App {
                 self.send_held(&id, fx);
             }
             PeerEvent::Message(text) => self.on_envelope(&id, &text, fx),
-            PeerEvent::Closed => {
-                if peer.link != Link::Gone {
-                    let name = peer.name.clone();
-                    fx.push(Effect::Show(Notice::Link {
-                        peer: id.clone(),
-                        name,
-                        state: LinkState::Closed,
-                        detail: None,
-                    }));
-                    self.lose_peer(&id, "closed the connection", fx);
-                }
-            }
             PeerEvent::Failed(reason) => {
                 let name = peer.name.clone();
                 fx.push(Effect::Show(Notice::Link {
                     peer: id.clone(),
                     name,
                     state: LinkState::Failed,
-                    detail: Some(reason),
+                    detail: Some(reason.clone()),
                 }));
-                self.lose_peer(&id, "could not be reached", fx);
+                peer.failure = Some(reason);
+            }
+            PeerEvent::Closed => self.on_closed(&id, fx),
+        }
+    }
+
+    /// The connection to a peer is over: messages only it was to acknowledge are lost.
+    fn on_closed(&mut self, id: &PeerId, fx: &mut Vec<Effect>) {
+        let Some(peer) = self.peers.get_mut(id) else { return };
+        let was_open = peer.link == Link::Open;
+        peer.link = Link::Gone;
+        let (name, in_room, failure) = (peer.name.clone(), peer.in_room, peer.failure.clone());
+        if in_room && failure.is_none() {
+            fx.push(Effect::Show(Notice::Link {
+                peer: id.clone(),
+                name: name.clone(),
+                state: LinkState::Closed,
+                detail: None,
+            }));
+        }
+        if !in_room {
+            self.peers.remove(id);
+        }
+        let why = match (&failure, in_room) {
+            (Some(_), _) if !was_open => "could not be reached",
+            (_, false) => "left",
+            _ => "closed the connection",
+        };
+        self.forget_deliveries(id, &name, why, fx);
+        let anyone_left = self.peers.values().any(|p| p.link != Link::Gone);
+        if self.settings.strict && !was_open && !anyone_left && !self.goal_met() {
+            if let Some(reason) = failure {
+                self.exit(
+                    Outcome::ConnectionFailed(format!("could not open a connection to {name}: {reason}")),
+                    fx,
+                );
             }
         }
     }
@@ -420,27 +461,6 @@ impl App {
             out.sent = true;
             out.awaiting.insert(id.clone());
             fx.push(Effect::Peer { id: id.clone(), command: PeerCommand::Send(out.payload.clone()) });
-        }
-    }
-
-    /// A peer's connection is over; messages only it was to acknowledge are undelivered.
-    fn lose_peer(&mut self, id: &PeerId, why: &str, fx: &mut Vec<Effect>) {
-        let Some(peer) = self.peers.get_mut(id) else { return };
-        if peer.link == Link::Gone {
-            return;
-        }
-        peer.link = Link::Gone;
-        let name = peer.name.clone();
-        fx.push(Effect::Peer { id: id.clone(), command: PeerCommand::Close });
-        self.forget_deliveries(id, &name, why, fx);
-        let anyone_left = self.peers.values().any(|p| p.link != Link::Gone);
-        if self.settings.strict && !anyone_left && !self.goal_met() && why == "could not be reached" {
-            self.exit(
-                Outcome::ConnectionFailed(format!(
-                    "could not open a connection to {name}: no ICE candidate pair worked (are both peers reachable on the addresses they gather?)"
-                )),
-                fx,
-            );
         }
     }
 
@@ -655,12 +675,34 @@ mod tests {
         connected(&mut a, "p1", "bob");
         a.update(Event::Input { text: "lost?".into(), ts: 1 });
         let fx = a.update(Event::PeerLeft(pid("p1")));
-        assert!(fx.contains(&Effect::Show(Notice::Undelivered {
-            ids: vec![1],
-            peer: pid("p1"),
-            to: "bob".into()
-        })));
-        assert!(matches!(exit(&fx), Some(Outcome::PeerLeft(m)) if m.contains("bob")));
+        assert!(fx.contains(&Effect::Peer { id: pid("p1"), command: PeerCommand::Close }));
+        assert!(exit(&fx).is_none(), "acknowledgements may still be on their way");
+        let fx = a.update(Event::Peer { id: pid("p1"), event: PeerEvent::Closed });
+        let undelivered = Notice::Undelivered { ids: vec![1], peer: pid("p1"), to: "bob".into() };
+        assert!(fx.contains(&Effect::Show(undelivered)));
+        assert!(matches!(exit(&fx), Some(Outcome::PeerLeft(m)) if m.contains("bob left")));
+    }
+
+    #[test]
+    fn acknowledgements_that_arrive_after_the_leave_notice_still_count() {
+        let mut a = app(None);
+        connected(&mut a, "p1", "bob");
+        a.update(Event::Input { text: "made it".into(), ts: 1 });
+        a.update(Event::InputClosed);
+        a.update(Event::PeerLeft(pid("p1")));
+        let ack = r#"{"type":"ack","id":1}"#.to_owned();
+        let fx = a.update(Event::Peer { id: pid("p1"), event: PeerEvent::Message(ack) });
+        assert_eq!(exit(&fx), Some(&Outcome::Done));
+    }
+
+    #[test]
+    fn a_peer_that_cannot_be_reached_fails_a_script() {
+        let mut a = app(None);
+        a.update(Event::Welcome { me: pid("p2"), peers: vec![info("p1", "bob")] });
+        a.update(Event::Input { text: "hello?".into(), ts: 1 });
+        a.update(Event::Peer { id: pid("p1"), event: PeerEvent::State(LinkState::Failed) });
+        let fx = a.update(Event::Peer { id: pid("p1"), event: PeerEvent::Closed });
+        assert!(matches!(exit(&fx), Some(Outcome::ConnectionFailed(m)) if m.contains("bob")));
     }
 
     #[test]

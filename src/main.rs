@@ -7,6 +7,9 @@ use peertalk::cli::Cli;
 use peertalk::exit::Outcome;
 use tracing_subscriber::EnvFilter;
 
+/// Our warnings, and only errors from the WebRTC stack, which warns about routine events.
+const DEFAULT_LOG: &str = "error,peertalk=warn,peertalk_signal=warn";
+
 fn main() -> ExitCode {
     let config = match Cli::parse().into_config() {
         Ok(config) => config,
@@ -14,7 +17,9 @@ fn main() -> ExitCode {
     };
     // Logs are for diagnosing, on stderr; stdout carries only chat data.
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_env("PEERTALK_LOG").unwrap_or_else(|_| EnvFilter::new("warn")))
+        .with_env_filter(
+            EnvFilter::try_from_env("PEERTALK_LOG").unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG)),
+        )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();

@@ -75,7 +75,8 @@ pub enum PeerEvent {
     Open,
     /// A text message on the chat channel.
     Message(String),
-    /// The chat channel closed.
+    /// The connection is over and nothing more will come from it. Sent exactly once, as
+    /// the last event, after every message the channel delivered.
     Closed,
     /// Setting up or running the connection failed.
     Failed(String),
@@ -176,6 +177,7 @@ pub fn spawn(
                 warn!("peer connection failed: {e}");
                 out.emit(PeerEvent::Failed(e)).await;
             }
+            out.emit(PeerEvent::Closed).await;
         },
         span,
     ));
@@ -233,7 +235,8 @@ async fn run(
     let started = Instant::now();
     let (callbacks_tx, mut callbacks) = mpsc::unbounded_channel();
     let pc: Arc<dyn PeerConnection> = Arc::new(build(net, Handler(callbacks_tx)).await?);
-    let mut session = Session { pc: pc.clone(), channel: None, pending: Vec::new(), have_remote: false };
+    let mut session =
+        Session { pc: pc.clone(), channel: None, reader: None, pending: Vec::new(), have_remote: false };
 
     if offer {
         let channel = pc
@@ -265,8 +268,9 @@ async fn run(
                         out.emit(PeerEvent::Path(path)).await;
                     }
                 }
-                Callback::DataChannel(channel) => session.adopt(channel, out),
+                Callback::DataChannel(channel) => session.adopt_remote(channel, out).await,
             },
+            () = session.reader_done() => break Ok(()),
         }
     };
     session.close().await;
@@ -307,16 +311,40 @@ async fn build(net: &NetOptions, handler: Handler) -> Result<impl PeerConnection
 struct Session {
     pc: Arc<dyn PeerConnection>,
     channel: Option<Arc<dyn DataChannel>>,
+    /// The task draining the chat channel; it ends when the channel closes.
+    reader: Option<tokio::task::JoinHandle<()>>,
     /// Candidates that arrived before the remote description; applying them earlier fails.
     pending: Vec<RTCIceCandidateInit>,
     have_remote: bool,
 }
 
 impl Session {
-    /// Takes the chat channel (ours, or the one the offerer opened) and starts reading it.
+    /// Takes the chat channel and starts reading it.
     fn adopt(&mut self, channel: Arc<dyn DataChannel>, out: &Outbox) {
         self.channel = Some(channel.clone());
-        tokio::spawn(read_channel(channel, out.clone()));
+        self.reader = Some(tokio::spawn(read_channel(channel, out.clone())));
+    }
+
+    /// Takes a channel the offerer opened, if it is the chat channel and we have none yet.
+    async fn adopt_remote(&mut self, channel: Arc<dyn DataChannel>, out: &Outbox) {
+        let label = channel.label().await.unwrap_or_default();
+        if label == CHAT_LABEL && self.channel.is_none() {
+            self.adopt(channel, out);
+        } else {
+            warn!(label = %label.escape_debug(), "closing an unexpected data channel");
+            let _ = channel.close().await;
+        }
+    }
+
+    /// Completes when the chat channel's reader has finished (the channel closed).
+    async fn reader_done(&mut self) {
+        match &mut self.reader {
+            Some(reader) => {
+                let _ = reader.await;
+                self.reader = None;
+            }
+            None => std::future::pending().await,
+        }
     }
 
     async fn apply(&mut self, signal: Signal, out: &Outbox) -> Result<(), String> {
@@ -378,8 +406,9 @@ impl Session {
         }
     }
 
-    /// Lets queued messages drain (bounded), then closes the channel and the connection.
-    async fn close(self) {
+    /// Lets queued messages drain (bounded), closes the channel and the connection, and
+    /// waits for the reader to hand over the last messages.
+    async fn close(mut self) {
         if let Some(channel) = &self.channel {
             let deadline = Instant::now() + CLOSE_FLUSH;
             while Instant::now() < deadline && channel.outstanding_bytes().await.unwrap_or(0) > 0 {
@@ -389,6 +418,9 @@ impl Session {
         }
         if let Err(e) = self.pc.close().await {
             debug!("close failed: {e}");
+        }
+        if let Some(reader) = self.reader.take() {
+            let _ = tokio::time::timeout(CLOSE_FLUSH, reader).await;
         }
     }
 }
@@ -421,7 +453,6 @@ async fn read_channel(channel: Arc<dyn DataChannel>, out: Outbox) {
             _ => {}
         }
     }
-    out.emit(PeerEvent::Closed).await;
 }
 
 fn link_state(state: RTCPeerConnectionState) -> LinkState {

@@ -75,8 +75,12 @@ pub async fn run(config: Config, mut input: mpsc::Receiver<InputLine>, ui: &mut 
                 () = sleep_until(deadline) => Event::TimedOut,
             },
         };
-        if matches!(event, Event::RelayLost { .. }) {
-            relay_open = false;
+        match &event {
+            Event::RelayLost { .. } => relay_open = false,
+            Event::Peer { id, event: PeerEvent::Closed } => {
+                links.remove(id);
+            }
+            _ => {}
         }
         for effect in app.update(event) {
             match effect {

@@ -1,0 +1,37 @@
+//! The `peertalk-signal` binary itself: how it starts, and how it refuses to.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+const RELAY: &str = env!("CARGO_BIN_EXE_peertalk-signal");
+
+#[test]
+fn relay_announces_its_address_on_stdout() {
+    let mut child = Command::new(RELAY)
+        .args(["--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the relay");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read a line");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(line.starts_with("peertalk-signal listening on ws://127.0.0.1:"), "{line:?}");
+}
+
+#[test]
+fn relay_refuses_an_address_in_use_with_a_sentence_and_exit_1() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("hold a port");
+    let addr = taken.local_addr().expect("address").to_string();
+    let out = Command::new(RELAY).args(["--listen", &addr]).output().expect("run the relay");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("could not listen on {addr}")), "{stderr}");
+}
+
+#[test]
+fn relay_rejects_a_malformed_address_with_exit_2() {
+    let out = Command::new(RELAY).args(["--listen", "not-an-address"]).output().expect("run the relay");
+    assert_eq!(out.status.code(), Some(2));
+}

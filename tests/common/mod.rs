@@ -1,0 +1,331 @@
+//! Helpers shared by the integration tests: the real relay binary, real clients in
+//! `--headless --json` mode, and a raw WebSocket for speaking the protocol by hand.
+//! Every wait is bounded, so a broken build fails a test instead of hanging CI.
+
+#![allow(dead_code)] // each test file uses its own subset
+
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long any single expectation may take.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+fn client_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_peertalk"))
+}
+
+fn relay_bin() -> PathBuf {
+    let path = client_bin().with_file_name(format!("peertalk-signal{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.exists(),
+        "the relay binary {} is missing; run the tests with `cargo test --workspace`",
+        path.display()
+    );
+    path
+}
+
+/// A `peertalk-signal` process on an ephemeral loopback port.
+pub struct Relay {
+    child: Child,
+    pub url: String,
+    pub addr: String,
+}
+
+impl Relay {
+    pub async fn start() -> Self {
+        Self::start_on("127.0.0.1:0").await
+    }
+
+    pub async fn start_on(listen: &str) -> Self {
+        Self::start_with(&["--listen", listen]).await
+    }
+
+    pub async fn start_with(args: &[&str]) -> Self {
+        let mut child = Command::new(relay_bin())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start peertalk-signal");
+        let stdout = child.stdout.take().expect("relay stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let first = timeout(WAIT, lines.next_line())
+            .await
+            .expect("relay printed its address in time")
+            .expect("read relay stdout")
+            .expect("relay printed a line");
+        let url = first.rsplit(' ').next().expect("address at the end of the line").to_owned();
+        assert!(url.starts_with("ws://"), "unexpected first line {first:?}");
+        let addr = url.trim_start_matches("ws://").to_owned();
+        Self { child, url, addr }
+    }
+
+    /// Kills the relay outright (SIGKILL), as a crash or a pulled plug would.
+    pub async fn kill(&mut self) {
+        let _ = self.child.kill().await;
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("relay is running")
+    }
+
+    pub async fn wait(&mut self) -> ExitStatus {
+        timeout(WAIT, self.child.wait()).await.expect("relay exited in time").expect("wait for relay")
+    }
+}
+
+/// A headless `peertalk --json` process.
+pub struct Client {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::UnboundedReceiver<String>,
+    stderr: tokio::task::JoinHandle<String>,
+    /// Every JSON line read so far, in order.
+    pub seen: Vec<Value>,
+}
+
+/// What a finished client left behind.
+#[derive(Debug)]
+pub struct Finished {
+    pub code: Option<i32>,
+    pub lines: Vec<Value>,
+    pub stderr: String,
+}
+
+impl Finished {
+    /// The texts of received chat messages, in order.
+    pub fn texts(&self) -> Vec<String> {
+        messages(&self.lines)
+    }
+}
+
+/// Texts of the `message` lines among `lines`.
+pub fn messages(lines: &[Value]) -> Vec<String> {
+    lines
+        .iter()
+        .filter(|l| l["type"] == "message")
+        .map(|l| l["text"].as_str().expect("text").to_owned())
+        .collect()
+}
+
+impl Client {
+    /// Starts a JSON client in `room` as `name` on `relay` (or the default when `None`),
+    /// with extra arguments; stdin stays open for [`Client::say`].
+    pub fn start(relay: Option<&str>, room: &str, name: &str, extra: &[&str]) -> Self {
+        let mut args = vec!["--headless", "--json", "--room", room, "--name", name];
+        if let Some(url) = relay {
+            args.extend(["--signal", url]);
+        }
+        args.extend_from_slice(extra);
+        Self::spawn(&args, Stdio::piped())
+    }
+
+    /// Starts the client binary with exactly these arguments.
+    pub fn spawn(args: &[&str], stdin: Stdio) -> Self {
+        let mut child = Command::new(client_bin())
+            .args(args)
+            .env_remove("PEERTALK_SIGNAL")
+            .stdin(stdin)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start peertalk");
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().expect("client stdout");
+        let mut stderr = child.stderr.take().expect("client stderr");
+        let (tx, lines) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let stderr = tokio::spawn(async move {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text).await;
+            text
+        });
+        Self { child, stdin, lines, stderr, seen: Vec::new() }
+    }
+
+    /// Types a line, as a user or a script would.
+    pub async fn say(&mut self, text: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin is open");
+        stdin.write_all(format!("{text}\n").as_bytes()).await.expect("write to client stdin");
+        stdin.flush().await.expect("flush client stdin");
+    }
+
+    /// Writes raw bytes to stdin.
+    pub async fn feed(&mut self, bytes: &[u8]) {
+        let stdin = self.stdin.as_mut().expect("stdin is open");
+        stdin.write_all(bytes).await.expect("write to client stdin");
+    }
+
+    /// Closes stdin: the client sends what is queued, waits for acknowledgements and exits.
+    pub fn close_input(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Waits for the next line of `type` (skipping others) and returns it.
+    pub async fn expect_type(&mut self, kind: &str) -> Value {
+        self.expect(|l| l["type"] == kind, kind).await
+    }
+
+    /// Waits for a line matching `pred`; `what` names it in the failure message.
+    pub async fn expect(&mut self, pred: impl Fn(&Value) -> bool, what: &str) -> Value {
+        if let Some(found) = self.seen.iter().find(|l| pred(l)) {
+            return found.clone();
+        }
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            match tokio::time::timeout_at(deadline, self.lines.recv()).await {
+                Ok(Some(line)) => {
+                    let line = parse(&line);
+                    self.seen.push(line.clone());
+                    if pred(&line) {
+                        return line;
+                    }
+                }
+                Ok(None) => panic!("client exited before printing {what}; it printed {:#?}", self.seen),
+                Err(_) => panic!("no {what} within {WAIT:?}; the client printed {:#?}", self.seen),
+            }
+        }
+    }
+
+    /// Waits for the chat channel to a peer to open.
+    pub async fn connected(&mut self) -> Value {
+        self.expect_type("connected").await
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("client is running")
+    }
+
+    /// Kills the client outright (SIGKILL).
+    pub async fn kill(&mut self) {
+        let _ = self.child.kill().await;
+    }
+
+    /// Freezes the process (SIGSTOP): its sockets stay open but it answers nothing.
+    pub fn freeze(&self) {
+        let status = std::process::Command::new("kill")
+            .args(["-STOP", &self.pid().to_string()])
+            .status()
+            .expect("run kill -STOP");
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit and collects everything it printed as JSON lines.
+    pub async fn finish(mut self) -> Finished {
+        let (code, raw, stderr) = self.wait_raw().await;
+        let mut lines = std::mem::take(&mut self.seen);
+        lines.extend(raw.iter().map(|l| parse(l)));
+        Finished { code, lines, stderr }
+    }
+
+    /// For text mode: waits for exit and returns the exit code and stdout as text.
+    pub async fn finish_text(mut self) -> (Option<i32>, String) {
+        let (code, raw, _) = self.wait_raw().await;
+        (code, raw.iter().map(|l| format!("{l}\n")).collect())
+    }
+
+    async fn wait_raw(&mut self) -> (Option<i32>, Vec<String>, String) {
+        self.stdin = None;
+        let status = timeout(WAIT, self.child.wait()).await.expect("client exited in time").expect("wait");
+        let mut raw = Vec::new();
+        while let Ok(Some(line)) = timeout(Duration::from_secs(5), self.lines.recv()).await {
+            raw.push(line);
+        }
+        let stderr = timeout(Duration::from_secs(5), &mut self.stderr)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        (status.code(), raw, stderr)
+    }
+}
+
+fn parse(line: &str) -> Value {
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("client printed a non-JSON line {line:?}: {e}"))
+}
+
+/// A hand-driven connection to the relay, for protocol tests.
+pub struct RawWs {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl RawWs {
+    pub async fn connect(url: &str) -> Self {
+        let (ws, _) = timeout(WAIT, tokio_tungstenite::connect_async(url))
+            .await
+            .expect("connect in time")
+            .expect("connect to relay");
+        Self { ws }
+    }
+
+    /// Connects and joins `room` as `name`; returns the welcome.
+    pub async fn join(url: &str, room: &str, name: &str) -> (Self, Value) {
+        let mut ws = Self::connect(url).await;
+        ws.send_json(&serde_json::json!({"type": "join", "room": room, "name": name, "version": 1})).await;
+        let welcome = ws.recv().await;
+        assert_eq!(welcome["type"], "welcome", "{welcome}");
+        (ws, welcome)
+    }
+
+    pub async fn send_text(&mut self, text: impl Into<String>) {
+        self.ws.send(Message::Text(text.into().into())).await.expect("send text frame");
+    }
+
+    pub async fn send_json(&mut self, value: &Value) {
+        self.send_text(value.to_string()).await;
+    }
+
+    pub async fn send_binary(&mut self, bytes: Vec<u8>) {
+        self.ws.send(Message::Binary(bytes.into())).await.expect("send binary frame");
+    }
+
+    /// The next message from the relay, as JSON.
+    pub async fn recv(&mut self) -> Value {
+        match self.next_frame().await {
+            Message::Text(text) => serde_json::from_str(&text).expect("relay sends JSON"),
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+
+    /// The next frame of any kind (pings skipped).
+    pub async fn next_frame(&mut self) -> Message {
+        loop {
+            let frame = timeout(WAIT, self.ws.next())
+                .await
+                .expect("relay answered in time")
+                .expect("connection still open")
+                .expect("frame reads");
+            if !matches!(frame, Message::Ping(_) | Message::Pong(_)) {
+                return frame;
+            }
+        }
+    }
+
+    /// Expects nothing to arrive for `quiet`.
+    pub async fn expect_silence(&mut self, quiet: Duration) {
+        if let Ok(Some(frame)) = timeout(quiet, self.ws.next()).await {
+            panic!("expected silence, got {frame:?}");
+        }
+    }
+}

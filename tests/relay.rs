@@ -1,0 +1,162 @@
+//! The relay's protocol, spoken by hand over raw WebSockets: rooms, targeted forwarding,
+//! and a clear error for every kind of bad input, while well-behaved peers carry on.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Client, RawWs, Relay};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+fn candidate() -> Value {
+    json!({"candidate": {
+        "candidate": "candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host",
+        "sdpMid": "0", "sdpMLineIndex": 0, "usernameFragment": "abcd"
+    }})
+}
+
+#[tokio::test]
+async fn welcome_lists_members_and_members_hear_of_joins_and_leaves() {
+    let relay = Relay::start().await;
+    let (mut alice, welcome) = RawWs::join(&relay.url, "lobby", "alice").await;
+    assert_eq!(welcome["version"], 1);
+    assert_eq!(welcome["room"], "lobby");
+    assert_eq!(welcome["peers"], json!([]));
+    let alice_id = welcome["id"].clone();
+
+    let (bob, welcome) = RawWs::join(&relay.url, "lobby", "bob").await;
+    assert_eq!(welcome["peers"], json!([{"id": alice_id, "name": "alice"}]));
+    let bob_id = welcome["id"].clone();
+    assert_ne!(alice_id, bob_id);
+    assert_eq!(alice.recv().await, json!({"type": "peer-joined", "peer": {"id": bob_id, "name": "bob"}}));
+
+    drop(bob);
+    let left = tokio::time::timeout(Duration::from_secs(2), alice.recv()).await.expect("left within 2 s");
+    assert_eq!(left, json!({"type": "peer-left", "id": bob_id}));
+}
+
+#[tokio::test]
+async fn signals_reach_only_the_addressee_stamped_with_the_true_sender() {
+    let relay = Relay::start().await;
+    let (mut alice, w) = RawWs::join(&relay.url, "trio", "alice").await;
+    let alice_id = w["id"].clone();
+    let (mut bob, w) = RawWs::join(&relay.url, "trio", "bob").await;
+    let bob_id = w["id"].clone();
+    let (mut carol, _) = RawWs::join(&relay.url, "trio", "carol").await;
+    alice.recv().await; // bob joined
+    alice.recv().await; // carol joined
+    bob.recv().await; // carol joined
+
+    let offer = json!({"description": {"type": "offer", "sdp": "v=0\r\n"}});
+    alice.send_json(&json!({"type": "signal", "to": bob_id, "signal": offer})).await;
+    assert_eq!(bob.recv().await, json!({"type": "signal", "from": alice_id, "signal": offer}));
+    carol.expect_silence(Duration::from_millis(300)).await;
+
+    // A forged sender is refused outright, not forwarded with the lie in it.
+    bob.send_json(&json!({"type": "signal", "to": alice_id, "from": "p999", "signal": candidate()})).await;
+    assert_eq!(bob.recv().await["code"], "bad-message");
+    alice.expect_silence(Duration::from_millis(300)).await;
+}
+
+#[tokio::test]
+async fn rooms_are_isolated() {
+    let relay = Relay::start().await;
+    let (mut alice, w) = RawWs::join(&relay.url, "room-a", "alice").await;
+    let alice_id = w["id"].clone();
+    let (mut eve, w) = RawWs::join(&relay.url, "room-b", "eve").await;
+    assert_eq!(w["peers"], json!([]), "eve does not see room-a");
+    eve.send_json(&json!({"type": "signal", "to": alice_id, "signal": candidate()})).await;
+    let error = eve.recv().await;
+    assert_eq!(error["type"], "error");
+    assert_eq!(error["code"], "unknown-peer");
+    alice.expect_silence(Duration::from_millis(300)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_bad_input_gets_its_error_while_another_room_chats_on() {
+    let relay = Relay::start().await;
+    let mut alice = Client::start(Some(&relay.url), "calm", "alice", &[]);
+    alice.expect_type("joined").await;
+    let mut bob = Client::start(Some(&relay.url), "calm", "bob", &[]);
+    alice.connected().await;
+    bob.connected().await;
+
+    let mut bad = RawWs::connect(&relay.url).await;
+    // Before joining.
+    bad.send_json(&json!({"type": "signal", "to": "p1", "signal": candidate()})).await;
+    assert_eq!(bad.recv().await["code"], "not-joined");
+    for (frame, code) in [
+        ("hello relay".to_owned(), "bad-json"),
+        (json!({"type": "dance"}).to_string(), "unknown-type"),
+        (json!({"room": "calm"}).to_string(), "unknown-type"),
+        (json!({"type": "join", "room": "calm"}).to_string(), "bad-message"),
+        (
+            json!({"type": "join", "room": "calm", "name": "x", "version": 99}).to_string(),
+            "unsupported-version",
+        ),
+        (json!({"type": "join", "room": "", "name": "x", "version": 1}).to_string(), "bad-room"),
+        (
+            json!({"type": "join", "room": "calm", "name": "\u{1b}[31mred", "version": 1}).to_string(),
+            "bad-name",
+        ),
+    ] {
+        bad.send_text(frame.clone()).await;
+        let reply = bad.recv().await;
+        assert_eq!(reply["type"], "error", "{frame}");
+        assert_eq!(reply["code"], code, "{frame} -> {reply}");
+        assert!(reply["message"].as_str().is_some_and(|m| m.len() > 10), "a sentence: {reply}");
+    }
+    bad.send_binary(vec![0, 1, 2]).await;
+    assert_eq!(bad.recv().await["code"], "binary-frame");
+
+    // Joined, it may not join again, nor signal someone who is not there.
+    bad.send_json(&json!({"type": "join", "room": "noisy", "name": "mallory", "version": 1})).await;
+    assert_eq!(bad.recv().await["type"], "welcome");
+    bad.send_json(&json!({"type": "join", "room": "calm", "name": "mallory", "version": 1})).await;
+    assert_eq!(bad.recv().await["code"], "already-joined");
+    bad.send_json(&json!({"type": "signal", "to": "p1", "signal": candidate()})).await;
+    assert_eq!(bad.recv().await["code"], "unknown-peer");
+
+    // Too large: an error, then the connection is closed with 1009.
+    bad.send_text("x".repeat(70 * 1024)).await;
+    assert_eq!(bad.recv().await["code"], "too-large");
+    match bad.next_frame().await {
+        Message::Close(Some(frame)) => assert_eq!(u16::from(frame.code), 1009),
+        other => panic!("expected close 1009, got {other:?}"),
+    }
+
+    // Meanwhile the calm room is undisturbed.
+    alice.say("still fine").await;
+    assert_eq!(bob.expect_type("message").await["text"], "still fine");
+    bob.say("all good").await;
+    assert_eq!(alice.expect_type("message").await["text"], "all good");
+    alice.close_input();
+    bob.close_input();
+    let (alice, bob) = tokio::join!(alice.finish(), bob.finish());
+    assert_eq!((alice.code, bob.code), (Some(0), Some(0)), "{}\n{}", alice.stderr, bob.stderr);
+}
+
+#[tokio::test]
+async fn unknown_paths_are_refused_at_the_handshake() {
+    let relay = Relay::start().await;
+    let result = tokio_tungstenite::connect_async(format!("{}/elsewhere", relay.url)).await;
+    let err = result.expect_err("refused");
+    assert!(err.to_string().contains("404"), "{err}");
+}
+
+#[tokio::test]
+async fn relay_closes_clients_with_1001_on_sigterm() {
+    let mut relay = Relay::start().await;
+    let (mut alice, _) = RawWs::join(&relay.url, "bye", "alice").await;
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &relay.pid().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+    match alice.next_frame().await {
+        Message::Close(Some(frame)) => assert_eq!(u16::from(frame.code), 1001),
+        other => panic!("expected close 1001, got {other:?}"),
+    }
+    assert!(relay.wait().await.success(), "the relay exits 0 after a clean shutdown");
+}
