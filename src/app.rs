@@ -386,13 +386,16 @@ impl App {
         };
         self.forget_deliveries(id, &name, why, fx);
         let anyone_left = self.peers.values().any(|p| p.link != Link::Gone);
-        if self.settings.strict && !was_open && !anyone_left && !self.goal_met() {
-            if let Some(reason) = failure {
-                self.exit(
-                    Outcome::ConnectionFailed(format!("could not open a connection to {name}: {reason}")),
-                    fx,
-                );
-            }
+        if self.settings.strict
+            && !was_open
+            && !anyone_left
+            && !self.goal_met()
+            && let Some(reason) = failure
+        {
+            self.exit(
+                Outcome::ConnectionFailed(format!("could not open a connection to {name}: {reason}")),
+                fx,
+            );
         }
     }
 

@@ -126,6 +126,8 @@ pub struct Config {
     pub ice_servers: Vec<IceServer>,
     pub bind: Vec<SocketAddr>,
     pub format: OutputFormat,
+    /// Run for a script: `--headless`, or implied by `--json`, `--send` or `--expect`.
+    pub headless: bool,
     pub send: Vec<String>,
     pub expect: Option<usize>,
     pub timeout: Option<Duration>,
@@ -168,6 +170,7 @@ impl Cli {
             ice_servers,
             bind,
             format: if self.json { OutputFormat::Json } else { OutputFormat::Text },
+            headless: self.headless || self.json || !self.send.is_empty() || self.expect.is_some(),
             send: self.send,
             expect: self.expect,
             timeout,

@@ -49,7 +49,8 @@ pub async fn run(config: Config, mut input: mpsc::Receiver<InputLine>, ui: &mut 
         name: config.name.clone(),
         room: config.room.clone(),
         expect: config.expect,
-        strict: true,
+        // A person at a terminal stays when a peer fails or leaves; a script gets an exit code.
+        strict: config.headless || !std::io::IsTerminal::is_terminal(&std::io::stdin()),
     });
     let net = Arc::new(NetOptions { ice_servers: config.ice_servers.clone(), bind: config.bind.clone() });
     let (peer_tx, mut peer_rx) = mpsc::channel::<(PeerId, PeerEvent)>(1024);

@@ -1,0 +1,165 @@
+//! End-to-end figures for a pair of headless clients and a relay on loopback, measured
+//! from outside the processes: what a user or a script actually waits for.
+//!
+//! Run with `scripts/bench`. Prints figures; asserts nothing.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::{Client, Relay};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::Command;
+
+const OPEN_RUNS: usize = 5;
+const RTT_MESSAGES: usize = 1000;
+const BULK_BYTES: usize = 64 * 1024 * 1024;
+const BULK_MESSAGE: usize = 16 * 1024;
+
+#[tokio::main]
+async fn main() {
+    let relay = Relay::start().await;
+    println!("peertalk end-to-end benchmark: two headless clients and a relay on loopback\n");
+    open_time(&relay.url).await;
+    round_trip(&relay.url).await;
+    throughput(&relay.url).await;
+}
+
+/// From starting the second (offering) process until both clients print `connected`,
+/// which they do when the DataChannel is open.
+async fn open_time(relay: &str) {
+    let mut samples = Vec::new();
+    for run in 0..OPEN_RUNS {
+        let room = format!("open-{run}");
+        let mut alice = Client::start(Some(relay), &room, "alice", &[]);
+        alice.expect_type("joined").await;
+        let started = Instant::now();
+        let mut bob = Client::start(Some(relay), &room, "bob", &[]);
+        let (_, _) = tokio::join!(alice.connected(), bob.connected());
+        samples.push(started.elapsed());
+        alice.close_input();
+        bob.close_input();
+        let _ = tokio::join!(alice.finish(), bob.finish());
+    }
+    samples.sort();
+    println!(
+        "DataChannel open, process start to open on both sides: median {:.1} ms (min {:.1}, max {:.1}, {OPEN_RUNS} runs)",
+        ms(samples[samples.len() / 2]),
+        ms(samples[0]),
+        ms(samples[samples.len() - 1]),
+    );
+}
+
+/// One message at a time: from writing the line to the sender's stdin until the sender
+/// prints `delivered` for it (the receiver's acknowledgement came back).
+async fn round_trip(relay: &str) {
+    let mut alice = Client::start(Some(relay), "rtt", "alice", &[]);
+    alice.expect_type("joined").await;
+    let mut bob = Client::start(Some(relay), "rtt", "bob", &[]);
+    alice.connected().await;
+    bob.connected().await;
+    let mut samples = Vec::with_capacity(RTT_MESSAGES);
+    for i in 1..=RTT_MESSAGES + 50 {
+        let sent = Instant::now();
+        alice.say(&format!("ping {i} {}", "x".repeat(40))).await;
+        alice.expect(|l| l["type"] == "delivered" && l["id"] == i, "delivered").await;
+        if i > 50 {
+            samples.push(sent.elapsed());
+        }
+        alice.seen.clear();
+    }
+    samples.sort();
+    let pct = |p: f64| samples[((samples.len() - 1) as f64 * p).round() as usize];
+    println!(
+        "Chat round trip (stdin line -> delivered acknowledgement), {RTT_MESSAGES} messages after 50 warm-up: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+        ms(pct(0.50)),
+        ms(pct(0.99)),
+        ms(samples[samples.len() - 1]),
+    );
+    alice.close_input();
+    bob.close_input();
+    let _ = tokio::join!(alice.finish(), bob.finish());
+}
+
+/// 64 MiB in 16 KiB messages from alice's stdin to bob's stdout, timed from the first
+/// byte written until bob has printed the last message. Reports the sender's peak RSS,
+/// which the acknowledgement window and the DataChannel send limit keep bounded.
+async fn throughput(relay: &str) {
+    let count = BULK_BYTES / BULK_MESSAGE;
+    let bin = env!("CARGO_BIN_EXE_peertalk");
+    let mut bob = Command::new(bin)
+        .args(["--headless", "--room", "bulk", "--name", "bob", "--signal", relay])
+        .args(["--expect", &count.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start bob");
+    let mut bob_err = BufReader::new(bob.stderr.take().expect("stderr")).lines();
+    while let Some(line) = bob_err.next_line().await.expect("bob stderr") {
+        if line.contains("joined room") {
+            break;
+        }
+    }
+    let mut alice = Command::new(bin)
+        .args(["--headless", "--room", "bulk", "--name", "alice", "--signal", relay])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start alice");
+    let alice_pid = alice.id().expect("alice pid");
+    let mut stdin = alice.stdin.take().expect("stdin");
+    let mut line = "y".repeat(BULK_MESSAGE);
+    line.push('\n');
+    let started = Instant::now();
+    let writer = tokio::spawn(async move {
+        for _ in 0..count {
+            stdin.write_all(line.as_bytes()).await.expect("feed alice");
+        }
+    });
+    let mut lines = BufReader::with_capacity(1 << 20, bob.stdout.take().expect("stdout")).lines();
+    let mut received = 0usize;
+    let mut peak_rss_kib = 0u64;
+    while received < count {
+        match tokio::time::timeout(Duration::from_secs(120), lines.next_line()).await {
+            Ok(Ok(Some(_))) => received += 1,
+            other => panic!("bulk transfer stalled after {received} messages: {other:?}"),
+        }
+        if received.is_multiple_of(256) {
+            peak_rss_kib = peak_rss_kib.max(vm_hwm_kib(alice_pid));
+        }
+    }
+    let elapsed = started.elapsed();
+    peak_rss_kib = peak_rss_kib.max(vm_hwm_kib(alice_pid));
+    let _ = writer.await;
+    let _ = tokio::time::timeout(Duration::from_secs(10), bob.wait()).await;
+    let _ = tokio::time::timeout(Duration::from_secs(10), alice.wait()).await;
+    let mb = BULK_BYTES as f64 / 1e6;
+    println!(
+        "Throughput, 64 MiB in {count} messages of 16 KiB, stdin to stdout: {:.2} s, {:.1} MB/s; sender peak RSS {:.1} MiB",
+        elapsed.as_secs_f64(),
+        mb / elapsed.as_secs_f64(),
+        peak_rss_kib as f64 / 1024.0,
+    );
+}
+
+/// Peak resident set size of a process, from /proc (Linux).
+fn vm_hwm_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
