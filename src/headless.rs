@@ -1,10 +1,9 @@
 //! Headless mode: standard input lines become messages; messages and events are printed,
 //! as `alice: hello` lines (events on stderr) or as JSON lines on stdout.
 
-use std::io::{self, Write as _};
+use std::io::{self, BufRead as _, Write as _};
 
 use serde::Serialize;
-use tokio::io::{AsyncBufReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::sync::mpsc;
 
 use crate::app::Notice;
@@ -16,7 +15,7 @@ use crate::session::{self, Frontend, InputLine};
 /// Runs the chat headless and returns how it ended.
 pub async fn run(config: Config) -> Outcome {
     let input = if config.send.is_empty() { read_stdin() } else { fixed_lines(config.send.clone()) };
-    let mut printer = Printer::new(config.format, tokio::io::stdout());
+    let mut printer = Printer::new(config.format);
     let outcome = session::run(config, input, &mut printer).await;
     printer.finish(&outcome).await;
     outcome
@@ -31,21 +30,23 @@ fn fixed_lines(lines: Vec<String>) -> mpsc::Receiver<InputLine> {
     rx
 }
 
-/// Reads stdin line by line on a task of its own. The small channel is the back-pressure:
-/// while the session is not taking input, the reader stops reading.
+/// Reads stdin line by line on a thread of its own: one blocking reader with a large
+/// buffer costs far less than a round trip through the async runtime for every read. The
+/// small channel is the back-pressure: while the session takes no input, reading stops.
 fn read_stdin() -> mpsc::Receiver<InputLine> {
     let (tx, rx) = mpsc::channel(64);
-    tokio::spawn(async move {
-        let mut reader = BufReader::new(tokio::io::stdin());
+    std::thread::spawn(move || {
+        let mut reader = io::BufReader::with_capacity(IO_BUFFER, io::stdin().lock());
         let mut buf = Vec::new();
         let mut line_no = 0u64;
         loop {
             buf.clear();
-            match reader.read_until(b'\n', &mut buf).await {
+            match reader.read_until(b'\n', &mut buf) {
                 Ok(0) => return,
                 Ok(_) => {}
                 Err(e) => {
-                    let _ = tx.send(InputLine::Invalid(format!("could not read standard input: {e}"))).await;
+                    let _ =
+                        tx.blocking_send(InputLine::Invalid(format!("could not read standard input: {e}")));
                     return;
                 }
             }
@@ -65,7 +66,7 @@ fn read_stdin() -> mpsc::Receiver<InputLine> {
                     ))
                 }
             };
-            if tx.send(line).await.is_err() {
+            if tx.blocking_send(line).is_err() {
                 return;
             }
         }
@@ -73,55 +74,109 @@ fn read_stdin() -> mpsc::Receiver<InputLine> {
     rx
 }
 
-/// Prints notices.
-pub struct Printer<W> {
-    format: OutputFormat,
-    out: BufWriter<W>,
+/// Buffer size for reading stdin and writing stdout.
+const IO_BUFFER: usize = 256 * 1024;
+
+/// Writes stdout on a thread of its own, so that a slow reader of our output blocks that
+/// thread (and, through the bounded channel, the session) rather than a runtime worker.
+struct StdoutWriter {
+    chunks: Option<mpsc::Sender<Vec<u8>>>,
+    thread: Option<std::thread::JoinHandle<io::Result<()>>>,
 }
 
-impl<W: AsyncWrite + Unpin> Printer<W> {
-    pub fn new(format: OutputFormat, out: W) -> Self {
-        Self { format, out: BufWriter::new(out) }
+impl StdoutWriter {
+    fn spawn() -> Self {
+        let (tx, mut rx) = mpsc::channel::<Vec<u8>>(16);
+        let thread = std::thread::spawn(move || {
+            let mut out = io::stdout().lock();
+            while let Some(chunk) = rx.blocking_recv() {
+                out.write_all(&chunk)?;
+                out.flush()?;
+            }
+            Ok(())
+        });
+        Self { chunks: Some(tx), thread: Some(thread) }
     }
 
-    /// Says how the run ended: a JSON line in JSON mode (the sentence also goes to stderr,
-    /// from `main`).
+    async fn write(&mut self, chunk: Vec<u8>) -> io::Result<()> {
+        let Some(chunks) = &self.chunks else { return Err(io::ErrorKind::BrokenPipe.into()) };
+        if chunks.send(chunk).await.is_ok() {
+            return Ok(());
+        }
+        // The thread stopped: it failed to write, and joining it says why.
+        self.close().await
+    }
+
+    /// Writes out everything sent so far and stops the thread.
+    async fn close(&mut self) -> io::Result<()> {
+        self.chunks = None;
+        let Some(thread) = self.thread.take() else { return Ok(()) };
+        tokio::task::spawn_blocking(move || thread.join())
+            .await
+            .map_err(io::Error::other)?
+            .map_err(|_| io::Error::other("the stdout writer panicked"))?
+    }
+}
+
+/// Prints notices.
+pub struct Printer {
+    format: OutputFormat,
+    pending: Vec<u8>,
+    out: StdoutWriter,
+}
+
+impl Printer {
+    fn new(format: OutputFormat) -> Self {
+        Self { format, pending: Vec::with_capacity(IO_BUFFER), out: StdoutWriter::spawn() }
+    }
+
+    /// Says how the run ended (a JSON line in JSON mode; the sentence also goes to stderr,
+    /// from `main`) and writes out everything.
     async fn finish(&mut self, outcome: &Outcome) {
         if self.format == OutputFormat::Json {
-            let line = JsonLine::Exit { code: outcome.code(), message: outcome.message() };
-            let _ = self.write_json(&line).await;
-            let _ = self.out.flush().await;
+            self.push_json(&JsonLine::Exit { code: outcome.code(), message: outcome.message() });
+        }
+        let _ = self.flush().await;
+        if let Err(e) = self.out.close().await {
+            let _ = writeln!(io::stderr(), "peertalk: could not write to stdout: {e}");
         }
     }
 
-    async fn write_json(&mut self, line: &JsonLine<'_>) -> io::Result<()> {
-        let mut text = serde_json::to_vec(line).map_err(io::Error::other)?;
-        text.push(b'\n');
-        self.out.write_all(&text).await
+    fn push_json(&mut self, line: &JsonLine<'_>) {
+        // Serialising our own enum of strings and numbers into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut self.pending, line);
+        self.pending.push(b'\n');
     }
 }
 
-impl<W: AsyncWrite + Unpin> Frontend for Printer<W> {
+impl Frontend for Printer {
     async fn show(&mut self, notice: &Notice) -> io::Result<()> {
         match self.format {
-            OutputFormat::Json => self.write_json(&JsonLine::from(notice)).await,
+            OutputFormat::Json => self.push_json(&JsonLine::from(notice)),
             OutputFormat::Text => match notice {
                 Notice::Message { from, text, .. } => {
                     let line = format!("{}: {}\n", for_terminal(from), for_terminal(text));
-                    self.out.write_all(line.as_bytes()).await
+                    self.pending.extend_from_slice(line.as_bytes());
                 }
                 other => {
                     if let Some(text) = describe(other) {
                         let _ = writeln!(io::stderr(), "peertalk: {text}");
                     }
-                    Ok(())
                 }
             },
         }
+        if self.pending.len() >= IO_BUFFER {
+            self.flush().await?;
+        }
+        Ok(())
     }
 
     async fn flush(&mut self) -> io::Result<()> {
-        self.out.flush().await
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.pending, Vec::with_capacity(IO_BUFFER));
+        self.out.write(chunk).await
     }
 }
 

@@ -23,7 +23,10 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let runtime = match tokio::runtime::Runtime::new() {
+    // One thread: a chat needs little CPU, and handing messages between tasks on the same
+    // thread costs no cross-thread wake-ups (measured: round trip p50 0.36 -> 0.29 ms,
+    // throughput 63 -> 93 MB/s). stdin and stdout have threads of their own.
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => return report(&Outcome::Internal(format!("could not start the async runtime: {e}"))),
     };

@@ -32,7 +32,7 @@ pub enum InputLine {
 pub trait Frontend {
     /// Shows one notice.
     fn show(&mut self, notice: &Notice) -> impl Future<Output = io::Result<()>>;
-    /// Called after each batch of notices, and before the loop waits again.
+    /// Called when no more events are waiting, and before exiting.
     fn flush(&mut self) -> impl Future<Output = io::Result<()>>;
 }
 
@@ -105,7 +105,9 @@ pub async fn run(config: Config, mut input: mpsc::Receiver<InputLine>, ui: &mut 
                 Effect::Exit(outcome) => break 'run outcome,
             }
         }
-        if let Err(e) = ui.flush().await {
+        // Flush once a burst is over, not after every message of it.
+        let idle = peer_rx.is_empty() && relay.is_empty();
+        if idle && let Err(e) = ui.flush().await {
             break Outcome::Internal(format!("could not write output: {e}"));
         }
     };
