@@ -29,6 +29,8 @@ pub enum Outcome {
     TimedOut(String),
     /// A message could not be sent as typed (too long for a DataChannel message).
     InputRejected(String),
+    /// Ctrl-C or SIGTERM; connections were closed cleanly first.
+    Interrupted(String),
 }
 
 impl Outcome {
@@ -46,6 +48,7 @@ impl Outcome {
             Self::PeerLeft(_) => 7,
             Self::TimedOut(_) => 8,
             Self::InputRejected(_) => 9,
+            Self::Interrupted(_) => 130,
         }
     }
 
@@ -62,7 +65,8 @@ impl Outcome {
             | Self::ConnectionFailed(m)
             | Self::PeerLeft(m)
             | Self::TimedOut(m)
-            | Self::InputRejected(m) => Some(m),
+            | Self::InputRejected(m)
+            | Self::Interrupted(m) => Some(m),
         }
     }
 
@@ -90,4 +94,5 @@ Exit codes:
   6  a peer joined but no connection to it could be opened (ICE/DTLS failed)
   7  a peer left before acknowledging messages sent to it
   8  timed out waiting for acknowledgements or for --expect messages
-  9  a message was too long to send (the limit is 65,536 bytes once encoded)";
+  9  a message was too long to send (the limit is 65,536 bytes once encoded)
+130  interrupted by Ctrl-C or SIGTERM (connections are closed cleanly first)";

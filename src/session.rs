@@ -58,6 +58,8 @@ pub async fn run(config: Config, mut input: mpsc::Receiver<InputLine>, ui: &mut 
     let mut relay_open = true;
     let mut input_open = true;
     let mut next = Some(Event::Welcome { me, peers });
+    let interrupted = interrupted();
+    tokio::pin!(interrupted);
 
     let outcome = 'run: loop {
         let event = match next.take() {
@@ -74,6 +76,7 @@ pub async fn run(config: Config, mut input: mpsc::Receiver<InputLine>, ui: &mut 
                     None => { input_open = false; Event::InputClosed }
                 },
                 () = sleep_until(deadline) => Event::TimedOut,
+                signal = &mut interrupted => break 'run Outcome::Interrupted(format!("stopped by {signal}")),
             },
         };
         match &event {
@@ -141,6 +144,32 @@ async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+/// Completes with the signal's name on Ctrl-C or SIGTERM. A signal that cannot be
+/// listened for never completes, rather than ending the chat at once.
+async fn interrupted() -> &'static str {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => "Ctrl-C",
+        () = term => "SIGTERM",
     }
 }
 

@@ -154,3 +154,22 @@ async fn peer_leaving_before_acknowledging_fails_the_send() {
     assert!(finished.stderr.contains("bob"), "the sentence names the peer: {}", finished.stderr);
     assert!(!messages(&finished.lines).iter().any(|t| t == "anyone?"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_closes_the_connection_cleanly_and_exits_130() {
+    let relay = Relay::start().await;
+    let mut bob = Client::start(Some(&relay.url), "term", "bob", &[]);
+    bob.expect_type("joined").await;
+    let mut alice = Client::start(Some(&relay.url), "term", "alice", &[]);
+    alice.connected().await;
+    bob.connected().await;
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &alice.pid().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+    let alice = alice.finish().await;
+    assert_eq!(alice.code, Some(130), "{}", alice.stderr);
+    assert!(alice.stderr.contains("stopped by SIGTERM"), "{}", alice.stderr);
+    assert_eq!(bob.expect_type("peer-left").await["name"], "alice");
+}
