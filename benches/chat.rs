@@ -9,7 +9,7 @@ mod common;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{Client, Relay};
+use common::{Client, Relay, connected_pair};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 
@@ -55,11 +55,7 @@ async fn open_time(relay: &str) {
 /// One message at a time: from writing the line to the sender's stdin until the sender
 /// prints `delivered` for it (the receiver's acknowledgement came back).
 async fn round_trip(relay: &str) {
-    let mut alice = Client::start(Some(relay), "rtt", "alice", &[]);
-    alice.expect_type("joined").await;
-    let mut bob = Client::start(Some(relay), "rtt", "bob", &[]);
-    alice.connected().await;
-    bob.connected().await;
+    let (mut alice, mut bob) = connected_pair(relay, "rtt", ("alice", &[]), ("bob", &[])).await;
     let mut samples = Vec::with_capacity(RTT_MESSAGES);
     for i in 1..=RTT_MESSAGES + 50 {
         let sent = Instant::now();

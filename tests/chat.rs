@@ -6,7 +6,7 @@ mod common;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{Client, Relay, messages};
+use common::{Client, Relay, connected_pair, messages, signal};
 
 /// Lines with multi-byte text, so encoding bugs show up as changed content.
 fn script(who: &str, n: usize) -> Vec<String> {
@@ -58,11 +58,7 @@ async fn hundred_messages_each_way_arrive_once_in_order_intact() {
 #[tokio::test(flavor = "multi_thread")]
 async fn chat_keeps_working_after_the_relay_is_killed() {
     let mut relay = Relay::start().await;
-    let mut alice = Client::start(Some(&relay.url), "no-relay", "alice", &[]);
-    alice.expect_type("joined").await;
-    let mut bob = Client::start(Some(&relay.url), "no-relay", "bob", &[]);
-    alice.connected().await;
-    bob.connected().await;
+    let (mut alice, mut bob) = connected_pair(&relay.url, "no-relay", ("alice", &[]), ("bob", &[])).await;
 
     relay.kill().await;
     alice.expect_type("relay-lost").await;
@@ -138,12 +134,10 @@ async fn text_mode_prints_one_sanitised_line_per_message() {
 #[tokio::test(flavor = "multi_thread")]
 async fn peer_leaving_before_acknowledging_fails_the_send() {
     let relay = Relay::start().await;
-    let mut bob = Client::start(Some(&relay.url), "vanish", "bob", &[]);
-    bob.expect_type("joined").await;
     // The timeout only guards the test: the expected exit comes well before it.
-    let mut alice = Client::start(Some(&relay.url), "vanish", "alice", &["--timeout", "15"]);
-    alice.connected().await;
-    bob.connected().await;
+    let (bob, mut alice) =
+        connected_pair(&relay.url, "vanish", ("bob", &[]), ("alice", &["--timeout", "15"])).await;
+    let mut bob = bob;
     // Frozen, bob still looks connected but acknowledges nothing; then he is gone.
     bob.freeze();
     alice.say("anyone?").await;
@@ -158,16 +152,8 @@ async fn peer_leaving_before_acknowledging_fails_the_send() {
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_closes_the_connection_cleanly_and_exits_130() {
     let relay = Relay::start().await;
-    let mut bob = Client::start(Some(&relay.url), "term", "bob", &[]);
-    bob.expect_type("joined").await;
-    let mut alice = Client::start(Some(&relay.url), "term", "alice", &[]);
-    alice.connected().await;
-    bob.connected().await;
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &alice.pid().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success());
+    let (mut bob, alice) = connected_pair(&relay.url, "term", ("bob", &[]), ("alice", &[])).await;
+    signal(alice.pid(), "TERM");
     let alice = alice.finish().await;
     assert_eq!(alice.code, Some(130), "{}", alice.stderr);
     assert!(alice.stderr.contains("stopped by SIGTERM"), "{}", alice.stderr);

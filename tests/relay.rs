@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Client, RawWs, Relay};
+use common::{RawWs, Relay, connected_pair, signal};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -76,11 +76,7 @@ async fn rooms_are_isolated() {
 #[tokio::test(flavor = "multi_thread")]
 async fn every_bad_input_gets_its_error_while_another_room_chats_on() {
     let relay = Relay::start().await;
-    let mut alice = Client::start(Some(&relay.url), "calm", "alice", &[]);
-    alice.expect_type("joined").await;
-    let mut bob = Client::start(Some(&relay.url), "calm", "bob", &[]);
-    alice.connected().await;
-    bob.connected().await;
+    let (mut alice, mut bob) = connected_pair(&relay.url, "calm", ("alice", &[]), ("bob", &[])).await;
 
     let mut bad = RawWs::connect(&relay.url).await;
     // Before joining.
@@ -149,11 +145,7 @@ async fn unknown_paths_are_refused_at_the_handshake() {
 async fn relay_closes_clients_with_1001_on_sigterm() {
     let mut relay = Relay::start().await;
     let (mut alice, _) = RawWs::join(&relay.url, "bye", "alice").await;
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &relay.pid().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success());
+    signal(relay.pid(), "TERM");
     match alice.next_frame().await {
         Message::Close(Some(frame)) => assert_eq!(u16::from(frame.code), 1001),
         other => panic!("expected close 1001, got {other:?}"),

@@ -87,6 +87,31 @@ impl Relay {
     }
 }
 
+/// Sends a signal (`"TERM"`, `"STOP"`, ...) to a process this test started.
+pub fn signal(pid: u32, name: &str) {
+    let status = std::process::Command::new("kill")
+        .args([format!("-{name}"), pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{name} {pid} failed");
+}
+
+/// Starts `first` in `room`, then `second` (who therefore offers), and waits until both
+/// have their chat channel open. Extra arguments go to each.
+pub async fn connected_pair(
+    relay: &str,
+    room: &str,
+    first: (&str, &[&str]),
+    second: (&str, &[&str]),
+) -> (Client, Client) {
+    let mut a = Client::start(Some(relay), room, first.0, first.1);
+    a.expect_type("joined").await;
+    let mut b = Client::start(Some(relay), room, second.0, second.1);
+    a.connected().await;
+    b.connected().await;
+    (a, b)
+}
+
 /// A headless `peertalk --json` process.
 pub struct Client {
     child: Child,
@@ -224,11 +249,7 @@ impl Client {
 
     /// Freezes the process (SIGSTOP): its sockets stay open but it answers nothing.
     pub fn freeze(&self) {
-        let status = std::process::Command::new("kill")
-            .args(["-STOP", &self.pid().to_string()])
-            .status()
-            .expect("run kill -STOP");
-        assert!(status.success());
+        signal(self.pid(), "STOP");
     }
 
     /// Waits for the process to exit and collects everything it printed as JSON lines.
