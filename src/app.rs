@@ -196,7 +196,6 @@ struct Outgoing {
 #[derive(Debug)]
 pub struct App {
     settings: Settings,
-    me: Option<PeerId>,
     peers: BTreeMap<PeerId, Peer>,
     next_id: u64,
     outbox: BTreeMap<u64, Outgoing>,
@@ -204,7 +203,6 @@ pub struct App {
     received: usize,
     rejected: usize,
     input_closed: bool,
-    relay_lost: bool,
     ever_saw_peer: bool,
     exited: bool,
 }
@@ -214,7 +212,6 @@ impl App {
     pub fn new(settings: Settings) -> Self {
         Self {
             settings,
-            me: None,
             peers: BTreeMap::new(),
             next_id: 1,
             outbox: BTreeMap::new(),
@@ -222,7 +219,6 @@ impl App {
             received: 0,
             rejected: 0,
             input_closed: false,
-            relay_lost: false,
             ever_saw_peer: false,
             exited: false,
         }
@@ -269,10 +265,11 @@ impl App {
             Event::RelayError { code, message } => {
                 fx.push(Effect::Show(Notice::RelayError { code, message }))
             }
+            // Connections already negotiated carry on without the relay; with none, nobody
+            // new can be reached.
             Event::RelayLost { reason } => {
-                self.relay_lost = true;
                 fx.push(Effect::Show(Notice::RelayLost { reason: reason.clone() }));
-                if self.settings.strict && !self.peers.values().any(|p| p.link == Link::Open) {
+                if self.settings.strict && self.peers.values().all(|p| p.link == Link::Gone) {
                     self.exit(
                         Outcome::RelayUnreachable(format!(
                             "lost the relay before any peer connected ({reason})"
@@ -298,7 +295,6 @@ impl App {
     }
 
     fn on_welcome(&mut self, me: PeerId, peers: Vec<PeerInfo>, fx: &mut Vec<Effect>) {
-        self.me = Some(me.clone());
         fx.push(Effect::Show(Notice::Joined {
             room: self.settings.room.clone(),
             me,

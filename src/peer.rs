@@ -229,50 +229,14 @@ impl PeerConnectionEventHandler for Handler {
 async fn run(
     offer: bool,
     net: &NetOptions,
-    mut inbox: mpsc::UnboundedReceiver<PeerCommand>,
+    inbox: mpsc::UnboundedReceiver<PeerCommand>,
     out: &Outbox,
 ) -> Result<(), String> {
-    let started = Instant::now();
-    let (callbacks_tx, mut callbacks) = mpsc::unbounded_channel();
+    let (callbacks_tx, callbacks) = mpsc::unbounded_channel();
     let pc: Arc<dyn PeerConnection> = Arc::new(build(net, Handler(callbacks_tx)).await?);
-    let mut session =
-        Session { pc: pc.clone(), channel: None, reader: None, pending: Vec::new(), have_remote: false };
-
-    if offer {
-        let channel = pc
-            .create_data_channel(CHAT_LABEL, Some(RTCDataChannelInit::default()))
-            .await
-            .map_err(|e| format!("could not create the chat channel: {e}"))?;
-        session.adopt(channel, out);
-        let offer = pc.create_offer(None).await.map_err(|e| format!("could not create an offer: {e}"))?;
-        pc.set_local_description(offer).await.map_err(|e| format!("could not apply our offer: {e}"))?;
-        session.send_local_description(out).await?;
-    }
-
-    let result = loop {
-        tokio::select! {
-            command = inbox.recv() => match command {
-                Some(PeerCommand::Signal(signal)) => session.apply(signal, out).await?,
-                Some(PeerCommand::Send(payload)) => session.send(&payload).await,
-                Some(PeerCommand::Close) | None => break Ok(()),
-            },
-            Some(callback) = callbacks.recv() => match callback {
-                Callback::Candidate(init) => out.emit(PeerEvent::Signal(Signal::Candidate(candidate_to_wire(init)))).await,
-                Callback::State(state) => {
-                    debug!(elapsed_ms = started.elapsed().as_millis(), "connection {state}");
-                    let state = link_state(state);
-                    out.emit(PeerEvent::State(state)).await;
-                    if state == LinkState::Connected
-                        && let Some(path) = selected_path(pc.as_ref()).await
-                    {
-                        out.emit(PeerEvent::Path(path)).await;
-                    }
-                }
-                Callback::DataChannel(channel) => session.adopt_remote(channel, out).await,
-            },
-            () = session.reader_done() => break Ok(()),
-        }
-    };
+    let mut session = Session { pc, channel: None, reader: None, pending: Vec::new(), have_remote: false };
+    // Whatever happens, the connection is closed: a dropped one keeps its driver running.
+    let result = session.drive(offer, inbox, callbacks, out).await;
     session.close().await;
     result
 }
@@ -319,6 +283,59 @@ struct Session {
 }
 
 impl Session {
+    /// Negotiates and then serves the connection until asked to close, the channel
+    /// closes, or something fails.
+    async fn drive(
+        &mut self,
+        offer: bool,
+        mut inbox: mpsc::UnboundedReceiver<PeerCommand>,
+        mut callbacks: mpsc::UnboundedReceiver<Callback>,
+        out: &Outbox,
+    ) -> Result<(), String> {
+        let started = Instant::now();
+        if offer {
+            let channel = self
+                .pc
+                .create_data_channel(CHAT_LABEL, Some(RTCDataChannelInit::default()))
+                .await
+                .map_err(|e| format!("could not create the chat channel: {e}"))?;
+            self.adopt(channel, out);
+            let offer =
+                self.pc.create_offer(None).await.map_err(|e| format!("could not create an offer: {e}"))?;
+            self.pc
+                .set_local_description(offer)
+                .await
+                .map_err(|e| format!("could not apply our offer: {e}"))?;
+            self.send_local_description(out).await?;
+        }
+        loop {
+            tokio::select! {
+                command = inbox.recv() => match command {
+                    Some(PeerCommand::Signal(signal)) => self.apply(signal, out).await?,
+                    Some(PeerCommand::Send(payload)) => self.send(&payload).await,
+                    Some(PeerCommand::Close) | None => return Ok(()),
+                },
+                Some(callback) = callbacks.recv() => match callback {
+                    Callback::Candidate(init) => {
+                        out.emit(PeerEvent::Signal(Signal::Candidate(candidate_to_wire(init)))).await;
+                    }
+                    Callback::State(state) => {
+                        debug!(elapsed_ms = started.elapsed().as_millis(), "connection {state}");
+                        let state = link_state(state);
+                        out.emit(PeerEvent::State(state)).await;
+                        if state == LinkState::Connected
+                            && let Some(path) = selected_path(self.pc.as_ref()).await
+                        {
+                            out.emit(PeerEvent::Path(path)).await;
+                        }
+                    }
+                    Callback::DataChannel(channel) => self.adopt_remote(channel, out).await,
+                },
+                () = self.reader_done() => return Ok(()),
+            }
+        }
+    }
+
     /// Takes the chat channel and starts reading it.
     fn adopt(&mut self, channel: Arc<dyn DataChannel>, out: &Outbox) {
         self.channel = Some(channel.clone());

@@ -152,3 +152,21 @@ async fn relay_closes_clients_with_1001_on_sigterm() {
     }
     assert!(relay.wait().await.success(), "the relay exits 0 after a clean shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn garbage_sdp_from_a_peer_fails_that_connection_with_a_sentence() {
+    let relay = Relay::start().await;
+    let mut alice =
+        common::Client::start(Some(&relay.url), "sdp", "alice", &["--send", "hi", "--timeout", "15"]);
+    alice.expect_type("joined").await;
+    let (mut mallory, welcome) = RawWs::join(&relay.url, "sdp", "mallory").await;
+    let alice_id = welcome["peers"][0]["id"].clone();
+    let garbage = json!({"description": {"type": "offer", "sdp": "this is not SDP"}});
+    mallory.send_json(&json!({"type": "signal", "to": alice_id, "signal": garbage})).await;
+
+    let link = alice.expect_type("link").await;
+    assert_eq!((link["name"].as_str(), link["state"].as_str()), (Some("mallory"), Some("failed")));
+    let done = alice.finish().await;
+    assert_eq!(done.code, Some(6), "{}", done.stderr);
+    assert!(done.stderr.contains("could not open a connection to mallory"), "{}", done.stderr);
+}
