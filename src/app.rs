@@ -231,6 +231,12 @@ impl App {
         !self.input_closed && self.outbox.len() < WINDOW_MESSAGES && self.in_flight_bytes < WINDOW_BYTES
     }
 
+    /// How many messages sent (or queued to send) are not yet acknowledged.
+    #[must_use]
+    pub fn unacknowledged(&self) -> usize {
+        self.outbox.len()
+    }
+
     /// Applies one event.
     pub fn update(&mut self, event: Event) -> Vec<Effect> {
         let mut fx = Vec::new();

@@ -65,7 +65,8 @@ pub struct Cli {
     #[arg(long, value_name = "TEXT")]
     pub send: Vec<String>,
 
-    /// Exit once N messages have been received (and everything sent is acknowledged).
+    /// Exit once N messages have been received, input has ended (stdin closed, or --send),
+    /// and everything sent is acknowledged.
     #[arg(long, value_name = "N")]
     pub expect: Option<usize>,
 

@@ -12,10 +12,16 @@ use peertalk_signal::proto::is_unsafe_char;
 /// newline `␊`), DEL by `␡`, and the rest by U+FFFD.
 #[must_use]
 pub fn for_terminal(text: &str) -> String {
-    if !text.chars().any(is_unsafe_char) {
+    if !might_be_unsafe(text) || !text.chars().any(is_unsafe_char) {
         return text.to_owned();
     }
     text.chars().map(|c| if is_unsafe_char(c) { stand_in(c) } else { c }).collect()
+}
+
+/// A byte scan the compiler vectorises: every unsafe character is encoded starting with
+/// a byte below 0x20, 0x7F (DEL), 0xC2 (C1 controls) or 0xE2 (bidirectional controls).
+fn might_be_unsafe(text: &str) -> bool {
+    text.bytes().any(|b| b < 0x20 || b == 0x7F || b == 0xC2 || b == 0xE2)
 }
 
 fn stand_in(c: char) -> char {
@@ -40,6 +46,13 @@ mod tests {
         let out = for_terminal("\u{1b}[2J\u{1b}]0;pwned\u{7}hi\r\n");
         assert!(!out.chars().any(char::is_control), "{out:?}");
         assert_eq!(out, "␛[2J␛]0;pwned␇hi␍␊");
+    }
+
+    #[test]
+    fn every_unsafe_character_is_caught_by_the_byte_scan() {
+        for c in (0..=0x10FFFF).filter_map(char::from_u32).filter(|c| super::is_unsafe_char(*c)) {
+            assert!(super::might_be_unsafe(c.encode_utf8(&mut [0; 4])), "U+{:04X}", u32::from(c));
+        }
     }
 
     #[test]

@@ -76,7 +76,7 @@ pub async fn run(config: Config, mut input: mpsc::Receiver<InputLine>, ui: &mut 
                     None => { input_open = false; Event::InputClosed }
                 },
                 () = sleep_until(deadline) => Event::TimedOut,
-                signal = &mut interrupted => break 'run Outcome::Interrupted(format!("stopped by {signal}")),
+                signal = &mut interrupted => break 'run interrupted_outcome(signal, app.unacknowledged()),
             },
         };
         match &event {
@@ -144,6 +144,13 @@ async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+fn interrupted_outcome(signal: &str, unacknowledged: usize) -> Outcome {
+    match unacknowledged {
+        0 => Outcome::Interrupted(format!("stopped by {signal}")),
+        n => Outcome::Interrupted(format!("stopped by {signal}; {n} message(s) sent were not acknowledged")),
     }
 }
 
