@@ -159,3 +159,33 @@ async fn sigterm_closes_the_connection_cleanly_and_exits_130() {
     assert!(alice.stderr.contains("stopped by SIGTERM"), "{}", alice.stderr);
     assert_eq!(bob.expect_type("peer-left").await["name"], "alice");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_peers_form_a_mesh_and_each_message_reaches_both_others() {
+    let relay = Relay::start().await;
+    let mut alice = Client::start(Some(&relay.url), "trio", "alice", &["--expect", "2"]);
+    alice.expect_type("joined").await;
+    let mut bob = Client::start(Some(&relay.url), "trio", "bob", &["--expect", "2"]);
+    bob.expect_type("joined").await;
+    let mut carol = Client::start(Some(&relay.url), "trio", "carol", &["--expect", "2"]);
+    for client in [&mut alice, &mut bob, &mut carol] {
+        let first = client.connected().await["peer"].clone();
+        client.expect(|l| l["type"] == "connected" && l["peer"] != first, "a second connection").await;
+    }
+    for (client, text) in [(&mut alice, "from alice"), (&mut bob, "from bob"), (&mut carol, "from carol")] {
+        client.say(text).await;
+        client.close_input();
+    }
+    let (alice, bob, carol) = tokio::join!(alice.finish(), bob.finish(), carol.finish());
+    for (run, name) in [(&alice, "alice"), (&bob, "bob"), (&carol, "carol")] {
+        assert_eq!(run.code, Some(0), "{name}: {}", run.stderr);
+        let mut got = run.texts();
+        got.sort();
+        let mut want: Vec<String> =
+            ["alice", "bob", "carol"].iter().filter(|n| **n != name).map(|n| format!("from {n}")).collect();
+        want.sort();
+        assert_eq!(got, want, "{name} heard both others, once each");
+        let delivered = run.lines.iter().filter(|l| l["type"] == "delivered").count();
+        assert_eq!(delivered, 2, "{name}'s message was acknowledged by both others");
+    }
+}
