@@ -57,7 +57,7 @@ pub struct Cli {
     pub headless: bool,
 
     /// Print messages and events as JSON lines on stdout (implies --headless).
-    #[arg(long)]
+    #[arg(long, env = "PEERTALK_JSON")]
     pub json: bool,
 
     /// Send this message (repeatable), wait until each is acknowledged, then exit.
@@ -67,11 +67,11 @@ pub struct Cli {
 
     /// Exit once N messages have been received, input has ended (stdin closed, or --send),
     /// and everything sent is acknowledged.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", env = "PEERTALK_EXPECT")]
     pub expect: Option<usize>,
 
     /// Give up after this many seconds, with an exit code that says what was missing.
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", env = "PEERTALK_TIMEOUT")]
     pub timeout: Option<f64>,
 }
 
@@ -180,7 +180,7 @@ impl Cli {
 }
 
 fn default_name() -> String {
-    ["PEERTALK_DEFAULT_NAME", "USER", "USERNAME"]
+    ["USER", "USERNAME"]
         .iter()
         .find_map(|var| std::env::var(var).ok())
         .filter(|n| proto::validate_name(n).is_ok())

@@ -160,9 +160,13 @@ impl Client {
 
     /// Starts the client binary with exactly these arguments.
     pub fn spawn(args: &[&str], stdin: Stdio) -> Self {
-        let mut child = Command::new(client_bin())
+        let mut command = Command::new(client_bin());
+        // The developer's own settings must not leak into a test.
+        for (var, _) in std::env::vars().filter(|(k, _)| k.starts_with("PEERTALK_")) {
+            command.env_remove(var);
+        }
+        let mut child = command
             .args(args)
-            .env_remove("PEERTALK_SIGNAL")
             .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
