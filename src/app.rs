@@ -63,6 +63,8 @@ pub enum Event {
     },
     /// No more input will come.
     InputClosed,
+    /// The user wants to be called something else from now on.
+    Rename(String),
     /// The `--timeout` ran out.
     TimedOut,
 }
@@ -88,7 +90,7 @@ pub enum Notice {
     Joined {
         room: String,
         me: PeerId,
-        peers: Vec<String>,
+        peers: Vec<PeerInfo>,
     },
     PeerJoined {
         peer: PeerId,
@@ -117,6 +119,16 @@ pub enum Notice {
         id: u64,
         ts: u64,
         text: String,
+    },
+    /// Our own message, accepted for sending under `id`.
+    Sent {
+        id: u64,
+        ts: u64,
+        text: String,
+    },
+    /// We are now called `name`.
+    Renamed {
+        name: String,
     },
     Delivered {
         id: u64,
@@ -291,6 +303,13 @@ impl App {
                 fx.push(Effect::Show(Notice::InputRejected { reason }));
             }
             Event::InputClosed => self.input_closed = true,
+            Event::Rename(name) => match peertalk_signal::proto::validate_name(&name) {
+                Ok(()) => {
+                    self.settings.name.clone_from(&name);
+                    fx.push(Effect::Show(Notice::Renamed { name }));
+                }
+                Err(refusal) => fx.push(Effect::Show(Notice::Warning { text: refusal.message })),
+            },
             Event::TimedOut => {
                 let outcome = self.timeout_outcome();
                 self.exit(outcome, &mut fx);
@@ -301,11 +320,7 @@ impl App {
     }
 
     fn on_welcome(&mut self, me: PeerId, peers: Vec<PeerInfo>, fx: &mut Vec<Effect>) {
-        fx.push(Effect::Show(Notice::Joined {
-            room: self.settings.room.clone(),
-            me,
-            peers: peers.iter().map(|p| p.name.clone()).collect(),
-        }));
+        fx.push(Effect::Show(Notice::Joined { room: self.settings.room.clone(), me, peers: peers.clone() }));
         for info in peers {
             self.ever_saw_peer = true;
             self.add_peer(info, true, fx);
@@ -458,6 +473,9 @@ impl App {
         self.in_flight_bytes += payload.len();
         let sent = !targets.is_empty();
         self.outbox.insert(id, Outgoing { payload, awaiting: targets, sent, delivered: false });
+        if let Envelope::Chat { text, .. } = envelope {
+            fx.push(Effect::Show(Notice::Sent { id, ts, text }));
+        }
     }
 
     /// Sends the messages typed while nobody was connected to the first peer that opens.
@@ -608,6 +626,18 @@ mod tests {
     fn connected(a: &mut App, id: &str, name: &str) {
         a.update(Event::Welcome { me: pid("p9"), peers: vec![info(id, name)] });
         a.update(Event::Peer { id: pid(id), event: PeerEvent::Open });
+    }
+
+    #[test]
+    fn nick_changes_the_name_on_later_messages_only_if_valid() {
+        let mut a = app(None);
+        connected(&mut a, "p1", "bob");
+        let fx = a.update(Event::Rename("alicia".into()));
+        assert!(fx.contains(&Effect::Show(Notice::Renamed { name: "alicia".into() })));
+        let sent = sends(&a.update(Event::Input { text: "hi".into(), ts: 1 }));
+        assert!(sent[0].1.contains("\"from\":\"alicia\""), "{sent:?}");
+        let fx = a.update(Event::Rename("bad\u{1b}name".into()));
+        assert!(fx.iter().any(|e| matches!(e, Effect::Show(Notice::Warning { .. }))));
     }
 
     #[test]

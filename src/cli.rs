@@ -70,6 +70,11 @@ pub struct Cli {
     #[arg(long, value_name = "N", env = "PEERTALK_EXPECT")]
     pub expect: Option<usize>,
 
+    /// Where logs go while the interface is on [default: $XDG_STATE_HOME/peertalk/peertalk.log,
+    /// or ~/.local/state/peertalk/peertalk.log]. Headless, logs go to stderr.
+    #[arg(long, value_name = "PATH", env = "PEERTALK_LOG_FILE")]
+    pub log_file: Option<std::path::PathBuf>,
+
     /// Give up after this many seconds, with an exit code that says what was missing.
     #[arg(long, value_name = "SECS", env = "PEERTALK_TIMEOUT")]
     pub timeout: Option<f64>,
@@ -132,6 +137,7 @@ pub struct Config {
     pub send: Vec<String>,
     pub expect: Option<usize>,
     pub timeout: Option<Duration>,
+    pub log_file: Option<std::path::PathBuf>,
 }
 
 impl Cli {
@@ -175,6 +181,7 @@ impl Cli {
             send: self.send,
             expect: self.expect,
             timeout,
+            log_file: self.log_file,
         })
     }
 }

@@ -10,22 +10,22 @@ use crate::app::Notice;
 use crate::cli::{Config, OutputFormat};
 use crate::exit::Outcome;
 use crate::sanitize::for_terminal;
-use crate::session::{self, Frontend, InputLine};
+use crate::session::{self, Frontend, UserInput};
 
 /// Runs the chat headless and returns how it ended.
 pub async fn run(config: Config) -> Outcome {
     let input = if config.send.is_empty() { read_stdin() } else { fixed_lines(config.send.clone()) };
-    let mut printer = Printer::new(config.format);
-    let outcome = session::run(config, input, &mut printer).await;
+    let mut printer = Printer::new(config.format, input);
+    let outcome = session::run(config, &mut printer).await;
     printer.finish(&outcome).await;
     outcome
 }
 
 /// Feeds the `--send` messages, then ends the input.
-fn fixed_lines(lines: Vec<String>) -> mpsc::Receiver<InputLine> {
+fn fixed_lines(lines: Vec<String>) -> mpsc::Receiver<UserInput> {
     let (tx, rx) = mpsc::channel(lines.len().max(1));
     for line in lines {
-        let _ = tx.try_send(InputLine::Text(line));
+        let _ = tx.try_send(UserInput::Line(line));
     }
     rx
 }
@@ -33,7 +33,7 @@ fn fixed_lines(lines: Vec<String>) -> mpsc::Receiver<InputLine> {
 /// Reads stdin line by line on a thread of its own: one blocking reader with a large
 /// buffer costs far less than a round trip through the async runtime for every read. The
 /// small channel is the back-pressure: while the session takes no input, reading stops.
-fn read_stdin() -> mpsc::Receiver<InputLine> {
+fn read_stdin() -> mpsc::Receiver<UserInput> {
     let (tx, rx) = mpsc::channel(64);
     std::thread::spawn(move || {
         let mut reader = io::BufReader::with_capacity(IO_BUFFER, io::stdin().lock());
@@ -46,7 +46,7 @@ fn read_stdin() -> mpsc::Receiver<InputLine> {
                 Ok(_) => {}
                 Err(e) => {
                     let _ =
-                        tx.blocking_send(InputLine::Invalid(format!("could not read standard input: {e}")));
+                        tx.blocking_send(UserInput::Invalid(format!("could not read standard input: {e}")));
                     return;
                 }
             }
@@ -58,10 +58,10 @@ fn read_stdin() -> mpsc::Receiver<InputLine> {
                 continue;
             }
             let line = match String::from_utf8(std::mem::take(&mut buf)) {
-                Ok(text) => InputLine::Text(text),
+                Ok(text) => UserInput::Line(text),
                 Err(e) => {
                     buf = e.into_bytes();
-                    InputLine::Invalid(format!(
+                    UserInput::Invalid(format!(
                         "line {line_no} of standard input is not UTF-8 text; it was not sent"
                     ))
                 }
@@ -121,13 +121,14 @@ impl StdoutWriter {
 /// Prints notices.
 pub struct Printer {
     format: OutputFormat,
+    input: mpsc::Receiver<UserInput>,
     pending: Vec<u8>,
     out: StdoutWriter,
 }
 
 impl Printer {
-    fn new(format: OutputFormat) -> Self {
-        Self { format, pending: Vec::with_capacity(IO_BUFFER), out: StdoutWriter::spawn() }
+    fn new(format: OutputFormat, input: mpsc::Receiver<UserInput>) -> Self {
+        Self { format, input, pending: Vec::with_capacity(IO_BUFFER), out: StdoutWriter::spawn() }
     }
 
     /// Says how the run ended (a JSON line in JSON mode; the sentence also goes to stderr,
@@ -150,6 +151,14 @@ impl Printer {
 }
 
 impl Frontend for Printer {
+    async fn next_input(&mut self) -> UserInput {
+        self.input.recv().await.unwrap_or(UserInput::Closed)
+    }
+
+    fn paced(&self) -> bool {
+        true
+    }
+
     async fn show(&mut self, notice: &Notice) -> io::Result<()> {
         match self.format {
             OutputFormat::Json => self.push_json(&JsonLine::from(notice)),
@@ -188,7 +197,7 @@ fn describe(notice: &Notice) -> Option<String> {
             let here = if peers.is_empty() {
                 "waiting for others".to_owned()
             } else {
-                format!("here: {}", peers.iter().map(|p| name(p)).collect::<Vec<_>>().join(", "))
+                format!("here: {}", peers.iter().map(|p| name(&p.name)).collect::<Vec<_>>().join(", "))
             };
             format!("joined room {:?} as {me}; {here}", name(room))
         }
@@ -218,7 +227,8 @@ fn describe(notice: &Notice) -> Option<String> {
                 "no relay answered at {url}, so this client runs one there (it stops when this client exits)"
             )
         }
-        Notice::Message { .. } | Notice::Delivered { .. } => return None,
+        Notice::Renamed { name: n } => format!("you are now {}", name(n)),
+        Notice::Message { .. } | Notice::Delivered { .. } | Notice::Sent { .. } => return None,
     })
 }
 
@@ -227,6 +237,12 @@ fn describe(notice: &Notice) -> Option<String> {
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 enum JsonLine<'a> {
+    Sent {
+        id: u64,
+    },
+    Renamed {
+        name: &'a str,
+    },
     Message {
         id: u64,
         from: &'a str,
@@ -247,7 +263,7 @@ enum JsonLine<'a> {
     Joined {
         room: &'a str,
         me: &'a str,
-        peers: &'a [String],
+        peers: Vec<&'a str>,
     },
     PeerJoined {
         peer: &'a str,
@@ -300,9 +316,13 @@ impl<'a> From<&'a Notice> for JsonLine<'a> {
             Notice::Message { peer, from, id, ts, text } => {
                 Self::Message { id: *id, from, peer: &peer.0, ts: *ts, text }
             }
+            Notice::Sent { id, .. } => Self::Sent { id: *id },
+            Notice::Renamed { name } => Self::Renamed { name },
             Notice::Delivered { id, peer, to } => Self::Delivered { id: *id, peer: &peer.0, to },
             Notice::Undelivered { ids, peer, to } => Self::Undelivered { ids, peer: &peer.0, to },
-            Notice::Joined { room, me, peers } => Self::Joined { room, me: &me.0, peers },
+            Notice::Joined { room, me, peers } => {
+                Self::Joined { room, me: &me.0, peers: peers.iter().map(|p| p.name.as_str()).collect() }
+            }
             Notice::PeerJoined { peer, name } => Self::PeerJoined { peer: &peer.0, name },
             Notice::PeerLeft { peer, name } => Self::PeerLeft { peer: &peer.0, name },
             Notice::Connected { peer, name, path } => Self::Connected {

@@ -3,7 +3,8 @@
 //! The parts, in the order data flows:
 //! [`signaling`] (the relay's WebSocket) → [`peer`] (one WebRTC connection per peer, the
 //! only module that uses webrtc) → [`app`] (state and its pure update) → [`headless`]
-//! (stdin/stdout). [`session`] is the event loop that ties them together.
+//! (stdin/stdout) or [`ui`] (the terminal interface). [`session`] is the event loop that
+//! ties them together.
 
 pub mod app;
 pub mod cli;
@@ -14,3 +15,4 @@ pub mod peer;
 pub mod sanitize;
 pub mod session;
 pub mod signaling;
+pub mod ui;

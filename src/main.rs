@@ -1,9 +1,14 @@
-//! `peertalk`: parse the command line, run the chat, exit with a code that says how it went.
+//! `peertalk`: parse the command line, run the chat (the terminal interface, or headless
+//! for scripts), exit with a code that says how it went.
 
+use std::fs::File;
+use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Mutex;
 
 use clap::Parser;
-use peertalk::cli::Cli;
+use peertalk::cli::{Cli, Config};
 use peertalk::exit::Outcome;
 use tracing_subscriber::EnvFilter;
 
@@ -15,14 +20,8 @@ fn main() -> ExitCode {
         Ok(config) => config,
         Err(message) => return report(&Outcome::Usage(message)),
     };
-    // Logs are for diagnosing, on stderr; stdout carries only chat data.
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("PEERTALK_LOG").unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG)),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let interface = !config.headless && std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    init_logging(&config, interface);
     // One thread: a chat needs little CPU, and handing messages between tasks on the same
     // thread costs no cross-thread wake-ups (measured: round trip p50 0.36 -> 0.29 ms,
     // throughput 63 -> 93 MB/s). stdin and stdout have threads of their own.
@@ -30,10 +29,41 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => return report(&Outcome::Internal(format!("could not start the async runtime: {e}"))),
     };
-    let outcome = runtime.block_on(peertalk::headless::run(config));
+    let outcome = if interface {
+        runtime.block_on(peertalk::ui::run(config))
+    } else {
+        runtime.block_on(peertalk::headless::run(config))
+    };
     // Peer connections whose close timed out must not keep the process alive.
     runtime.shutdown_timeout(std::time::Duration::from_millis(500));
     report(&outcome)
+}
+
+/// Logs go to stderr, except while the interface owns the terminal: then to a file, so
+/// nothing draws over the screen.
+fn init_logging(config: &Config, interface: bool) {
+    let filter = EnvFilter::try_from_env("PEERTALK_LOG").unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if !interface {
+        builder.with_writer(std::io::stderr).with_ansi(std::io::stderr().is_terminal()).init();
+        return;
+    }
+    let path = config.log_file.clone().or_else(default_log_file);
+    let file = path.and_then(|p| {
+        p.parent().map(std::fs::create_dir_all);
+        File::options().create(true).append(true).open(p).ok()
+    });
+    match file {
+        Some(file) => builder.with_writer(Mutex::new(file)).with_ansi(false).init(),
+        None => builder.with_writer(std::io::sink).init(),
+    }
+}
+
+fn default_log_file() -> Option<PathBuf> {
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/state")))?;
+    Some(state.join("peertalk").join("peertalk.log"))
 }
 
 fn report(outcome: &Outcome) -> ExitCode {

@@ -21,15 +21,29 @@ use crate::signaling::{self, JoinError, Joined, RelayEvent};
 /// How long shutting down waits for peer connections to flush and close.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// One line of user input, as the front end read it.
+/// What the user did, as the front end reports it.
 #[derive(Debug)]
-pub enum InputLine {
-    Text(String),
+pub enum UserInput {
+    /// A message to send.
+    Line(String),
+    /// Input that cannot be sent, with the reason.
     Invalid(String),
+    /// No more input will come (end of stdin).
+    Closed,
+    /// A new display name.
+    Rename(String),
+    /// Leave now.
+    Quit,
 }
 
-/// Where notices go: the headless printer now, the TUI later.
+/// The user's side of a session: the headless printer or the TUI.
 pub trait Frontend {
+    /// The next thing the user did. Must be cancel-safe: the loop may drop it for
+    /// another event and call again.
+    fn next_input(&mut self) -> impl Future<Output = UserInput>;
+    /// Whether input should wait while the window of unacknowledged messages is full
+    /// (a script's stdin does; a person's keyboard, which also quits, does not).
+    fn paced(&self) -> bool;
     /// Shows one notice.
     fn show(&mut self, notice: &Notice) -> impl Future<Output = io::Result<()>>;
     /// Called when no more events are waiting, and before exiting.
@@ -37,7 +51,7 @@ pub trait Frontend {
 }
 
 /// Runs a chat until the app decides it is over.
-pub async fn run(config: Config, mut input: mpsc::Receiver<InputLine>, ui: &mut impl Frontend) -> Outcome {
+pub async fn run(config: Config, ui: &mut impl Frontend) -> Outcome {
     let deadline = config.timeout.map(|t| Instant::now() + t);
     let (joined, hosted) = match connect(&config, ui).await {
         Ok(ok) => ok,
@@ -70,13 +84,15 @@ pub async fn run(config: Config, mut input: mpsc::Receiver<InputLine>, ui: &mut 
                     None => { relay_open = false; continue }
                 },
                 Some((id, event)) = peer_rx.recv() => Event::Peer { id, event },
-                line = input.recv(), if input_open && app.wants_input() => match line {
-                    Some(InputLine::Text(text)) => Event::Input { text, ts: now_ms() },
-                    Some(InputLine::Invalid(reason)) => Event::InputInvalid { reason },
-                    None => { input_open = false; Event::InputClosed }
+                input = ui.next_input(), if input_open && (app.wants_input() || !ui.paced()) => match input {
+                    UserInput::Line(text) => Event::Input { text, ts: now_ms() },
+                    UserInput::Invalid(reason) => Event::InputInvalid { reason },
+                    UserInput::Closed => { input_open = false; Event::InputClosed }
+                    UserInput::Rename(name) => Event::Rename(name),
+                    UserInput::Quit => break 'run Outcome::Done,
                 },
                 () = sleep_until(deadline) => Event::TimedOut,
-                signal = &mut interrupted => break 'run interrupted_outcome(signal, app.unacknowledged()),
+                signal = &mut interrupted => break 'run interrupted_by(signal, app.unacknowledged()),
             },
         };
         match &event {
@@ -147,7 +163,9 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-fn interrupted_outcome(signal: &str, unacknowledged: usize) -> Outcome {
+/// Stopped by a signal: connections are closed cleanly, and the user is told what went
+/// unacknowledged.
+fn interrupted_by(signal: &str, unacknowledged: usize) -> Outcome {
     match unacknowledged {
         0 => Outcome::Interrupted(format!("stopped by {signal}")),
         n => Outcome::Interrupted(format!("stopped by {signal}; {n} message(s) sent were not acknowledged")),
@@ -180,7 +198,8 @@ async fn interrupted() -> &'static str {
     }
 }
 
-fn now_ms() -> u64 {
+/// The wall clock in milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))

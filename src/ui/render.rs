@@ -1,0 +1,420 @@
+//! Drawing the [`View`] and the [`Editor`]: the conversation, the status bar and the input
+//! line. Reads state, never changes it. Text is measured in display cells, so wide
+//! characters (Korean, CJK, emoji) wrap and place the cursor correctly.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Position, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+use super::input::{Editor, display_width};
+use super::view::{Delivery, Entry, RelayState, Tone, View};
+use crate::peer::LinkState;
+use crate::sanitize::for_terminal;
+
+/// Columns taken by the timestamp (`12:34 `); wrapped lines are indented this far.
+const STAMP: usize = 6;
+
+/// Colours for senders, picked by a hash of the name so each keeps its own.
+const SENDER_COLOURS: [Color; 6] =
+    [Color::Cyan, Color::Magenta, Color::Green, Color::Yellow, Color::Blue, Color::LightRed];
+
+/// Draws the whole screen and places the cursor in the input line.
+pub fn draw(frame: &mut Frame, view: &View, editor: &Editor, utc_offset_secs: i32) {
+    let [messages, status, input] =
+        Layout::vertical([Constraint::Min(1), Constraint::Length(1), Constraint::Length(1)])
+            .areas(frame.area());
+    draw_messages(frame, messages, view, utc_offset_secs);
+    frame.render_widget(Paragraph::new(status_line(view, status.width as usize)), status);
+    draw_input(frame, input, editor);
+}
+
+/// How far up the conversation can scroll at this size.
+#[must_use]
+pub fn max_scroll(view: &View, area: Rect, utc_offset_secs: i32) -> usize {
+    let height = area.height.saturating_sub(2) as usize;
+    let total: usize =
+        view.entries.iter().map(|e| entry_lines(e, area.width as usize, utc_offset_secs).len()).sum();
+    total.saturating_sub(height)
+}
+
+fn draw_messages(frame: &mut Frame, area: Rect, view: &View, utc_offset_secs: i32) {
+    let (width, height) = (area.width as usize, area.height as usize);
+    if height == 0 {
+        return;
+    }
+    // Wrap only as much history as the screen (and the scroll position) needs.
+    let needed = height + view.scroll;
+    let mut lines: Vec<Line<'static>> = Vec::new();
+    for entry in view.entries.iter().rev() {
+        let mut wrapped = entry_lines(entry, width, utc_offset_secs);
+        wrapped.append(&mut lines);
+        lines = wrapped;
+        if lines.len() >= needed {
+            break;
+        }
+    }
+    let scroll = view.scroll.min(lines.len().saturating_sub(height));
+    let end = lines.len() - scroll;
+    let mut shown: Vec<Line<'static>> = lines[end.saturating_sub(height)..end].to_vec();
+    if scroll > 0 {
+        let text = match view.unseen {
+            0 => " more below: PageDown ".to_owned(),
+            n => format!(" {n} new below: PageDown "),
+        };
+        let marker = Line::from(Span::styled(
+            centre(&text, width, '─'),
+            Style::new().fg(Color::Black).bg(Color::Yellow),
+        ));
+        if shown.len() == height {
+            shown.pop();
+        }
+        shown.push(marker);
+    }
+    // Bottom-aligned, as chat reads: the newest line sits just above the status bar.
+    let top_pad = height.saturating_sub(shown.len());
+    let mut padded = vec![Line::default(); top_pad];
+    padded.extend(shown);
+    frame.render_widget(Paragraph::new(padded), area);
+}
+
+/// One entry as styled, wrapped lines.
+fn entry_lines(entry: &Entry, width: usize, utc_offset_secs: i32) -> Vec<Line<'static>> {
+    let dim = Style::new().fg(Color::DarkGray);
+    let mut cells: Vec<(char, Style)> = Vec::new();
+    let push = |cells: &mut Vec<(char, Style)>, text: &str, style: Style| {
+        cells.extend(text.chars().map(|c| (c, style)));
+    };
+    match entry {
+        Entry::Chat { ts, from, text, own } => {
+            push(&mut cells, &clock(*ts, utc_offset_secs), dim);
+            let name_style = match own {
+                Some(_) => Style::new().add_modifier(Modifier::BOLD),
+                None => Style::new().fg(sender_colour(from)).add_modifier(Modifier::BOLD),
+            };
+            push(&mut cells, &for_terminal(from), name_style);
+            push(&mut cells, ": ", Style::new());
+            let body = Style::new();
+            for (i, line) in text.split('\n').enumerate() {
+                if i > 0 {
+                    cells.push(('\n', body));
+                }
+                push(&mut cells, &for_terminal(line), body);
+            }
+            if let Some((_, delivery)) = own {
+                let (mark, style) = match delivery {
+                    Delivery::Sent => (" ·", dim),
+                    Delivery::Delivered => (" ✓", Style::new().fg(Color::Green)),
+                    Delivery::Failed => (" ✗ not delivered", Style::new().fg(Color::Red)),
+                };
+                push(&mut cells, mark, style);
+            }
+        }
+        Entry::System { ts, text, tone } => {
+            push(&mut cells, &clock(*ts, utc_offset_secs), dim);
+            let style = match tone {
+                Tone::Info => Style::new().fg(Color::DarkGray).add_modifier(Modifier::ITALIC),
+                Tone::Error => Style::new().fg(Color::Red),
+            };
+            push(&mut cells, "-- ", style);
+            push(&mut cells, &for_terminal(text), style);
+        }
+    }
+    wrap(&cells, width)
+}
+
+/// Breaks cells into lines of at most `width` display cells, at spaces where it can,
+/// indenting continuation lines under the text.
+fn wrap(cells: &[(char, Style)], width: usize) -> Vec<Line<'static>> {
+    let indent = if width > STAMP * 3 { STAMP } else { 0 };
+    let mut rows: Vec<Vec<(char, Style)>> = vec![Vec::new()];
+    let mut used = 0;
+    for &(c, style) in cells {
+        if c == '\n' {
+            rows.push(vec![(' ', Style::new()); indent]);
+            used = indent;
+            continue;
+        }
+        let w = display_width(c);
+        if used + w > width && used > indent {
+            let row = rows.last_mut().expect("rows is never empty");
+            // Carry the partial word to the next line if there is a space to break at.
+            let carry = match row.iter().rposition(|(ch, _)| *ch == ' ') {
+                Some(space) if space >= indent && space + 1 < row.len() => row.split_off(space + 1),
+                _ => Vec::new(),
+            };
+            let mut next = vec![(' ', Style::new()); indent];
+            next.extend(carry);
+            used = next.iter().map(|(ch, _)| display_width(*ch)).sum();
+            rows.push(next);
+        }
+        rows.last_mut().expect("rows is never empty").push((c, style));
+        used += w;
+    }
+    rows.into_iter().map(|row| to_line(&row)).collect()
+}
+
+fn to_line(row: &[(char, Style)]) -> Line<'static> {
+    let mut spans: Vec<Span<'static>> = Vec::new();
+    let mut current = String::new();
+    let mut style = None;
+    for &(c, s) in row {
+        if style != Some(s) && !current.is_empty() {
+            spans.push(Span::styled(std::mem::take(&mut current), style.unwrap_or_default()));
+        }
+        style = Some(s);
+        current.push(c);
+    }
+    if !current.is_empty() {
+        spans.push(Span::styled(current, style.unwrap_or_default()));
+    }
+    Line::from(spans)
+}
+
+fn status_line(view: &View, width: usize) -> Line<'static> {
+    let bar = Style::new().fg(Color::White).bg(Color::DarkGray);
+    let sep = Span::styled(" │ ", bar);
+    let mut spans = vec![
+        Span::styled(format!(" #{}", for_terminal(&view.room)), bar.add_modifier(Modifier::BOLD)),
+        sep.clone(),
+        Span::styled(for_terminal(&view.name), bar),
+        sep.clone(),
+    ];
+    let (relay, relay_colour) = match view.relay {
+        RelayState::Joining => ("relay: joining", Color::Yellow),
+        RelayState::Joined => ("relay: ok", Color::LightGreen),
+        RelayState::Hosting => ("relay: hosting", Color::LightGreen),
+        RelayState::Lost => ("relay: lost", Color::LightRed),
+    };
+    spans.push(Span::styled(relay, bar.fg(relay_colour)));
+    if view.peers.is_empty() {
+        spans.push(sep.clone());
+        spans.push(Span::styled("no peers", bar));
+    }
+    for peer in view.peers.values() {
+        spans.push(sep.clone());
+        let (state, colour) = match peer.state {
+            LinkState::Connected => ("", Color::LightGreen),
+            LinkState::New | LinkState::Connecting => (" connecting", Color::Yellow),
+            LinkState::Disconnected => (" disconnected", Color::Yellow),
+            LinkState::Failed => (" failed", Color::LightRed),
+            LinkState::Closed => (" closed", Color::Gray),
+        };
+        let path = match (&peer.path, peer.state) {
+            (Some(p), LinkState::Connected) => format!(" ({})", p.kind()),
+            _ => String::new(),
+        };
+        spans.push(Span::styled(format!("{}{state}{path}", for_terminal(&peer.name)), bar.fg(colour)));
+    }
+    if let Some(rtt) = view.rtt_ms {
+        spans.push(sep);
+        spans.push(Span::styled(format!("rtt {rtt:.1} ms"), bar));
+    }
+    let used: usize = spans.iter().map(|s| s.width()).sum();
+    spans.push(Span::styled(" ".repeat(width.saturating_sub(used)), bar));
+    Line::from(spans)
+}
+
+fn draw_input(frame: &mut Frame, area: Rect, editor: &Editor) {
+    let prompt = "> ";
+    let width = area.width as usize;
+    let text = editor.display();
+    let cursor = editor.cursor_column();
+    // Scroll horizontally so the cursor stays on screen.
+    let room = width.saturating_sub(prompt.len() + 1).max(1);
+    let skip = cursor.saturating_sub(room);
+    let mut shown = String::new();
+    let mut skipped = 0;
+    for c in text.chars() {
+        if skipped < skip {
+            skipped += display_width(c);
+            continue;
+        }
+        shown.push(c);
+    }
+    let line = Line::from(vec![Span::styled(prompt, Style::new().fg(Color::DarkGray)), Span::raw(shown)]);
+    frame.render_widget(Paragraph::new(line), area);
+    let x = area.x + u16::try_from(prompt.len() + cursor - skipped.min(cursor)).unwrap_or(area.width - 1);
+    frame.set_cursor_position(Position::new(x.min(area.x + area.width.saturating_sub(1)), area.y));
+}
+
+/// `HH:MM ` in the user's time zone.
+fn clock(ts_ms: u64, utc_offset_secs: i32) -> String {
+    let secs = i64::try_from(ts_ms / 1000).unwrap_or(0) + i64::from(utc_offset_secs);
+    let minutes = secs.rem_euclid(86_400) / 60;
+    format!("{:02}:{:02} ", minutes / 60, minutes % 60)
+}
+
+fn sender_colour(name: &str) -> Color {
+    let hash = name.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+    SENDER_COLOURS[hash as usize % SENDER_COLOURS.len()]
+}
+
+fn centre(text: &str, width: usize, fill: char) -> String {
+    let w: usize = text.chars().map(display_width).sum();
+    let left = width.saturating_sub(w) / 2;
+    let right = width.saturating_sub(w + left);
+    format!("{}{text}{}", fill.to_string().repeat(left), fill.to_string().repeat(right))
+}
+
+#[cfg(test)]
+mod tests {
+    use peertalk_signal::proto::{PeerId, PeerInfo};
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+
+    use super::*;
+    use crate::app::Notice;
+    use crate::peer::Path;
+
+    /// 2026-11-24 09:30 UTC, in milliseconds.
+    const T0: u64 = 1_795_512_600_000;
+
+    fn screen(view: &View, editor: &Editor, width: u16, height: u16) -> TestBackend {
+        let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("test terminal");
+        terminal.draw(|frame| draw(frame, view, editor, 0)).expect("draw");
+        terminal.backend().clone()
+    }
+
+    fn pid(s: &str) -> PeerId {
+        PeerId(s.into())
+    }
+
+    fn host_path() -> Path {
+        Path { local: "host".into(), remote: "host".into(), protocol: "udp".into(), rtt_ms: Some(0.2) }
+    }
+
+    /// Alice in #demo, talking with bob over a direct path.
+    fn conversation() -> View {
+        let mut v = View::new("demo", "alice");
+        v.apply(
+            &Notice::Joined {
+                room: "demo".into(),
+                me: pid("p2"),
+                peers: vec![PeerInfo { id: pid("p1"), name: "bob".into() }],
+            },
+            T0,
+        );
+        v.apply(&Notice::Connected { peer: pid("p1"), name: "bob".into(), path: Some(host_path()) }, T0);
+        let said = |id, text: &str| Notice::Message {
+            peer: pid("p1"),
+            from: "bob".into(),
+            id,
+            ts: T0 + 60_000,
+            text: text.into(),
+        };
+        v.apply(&said(1, "안녕하세요! 오늘 회의는 세 시에 시작합니다. 늦지 마세요 🙏"), T0);
+        v.apply(
+            &Notice::Sent {
+                id: 1,
+                ts: T0 + 120_000,
+                text: "네, 알겠습니다 👍 I'll bring the 🍰 and the slides for the quarterly review".into(),
+            },
+            T0,
+        );
+        v.apply(&Notice::Delivered { id: 1, peer: pid("p1"), to: "bob".into() }, T0);
+        v.apply(&Notice::Sent { id: 2, ts: T0 + 180_000, text: "one more thing".into() }, T0);
+        v.apply(&said(2, "\u{1b}[31mno colours from peers\u{7}"), T0);
+        v.rtt_ms = Some(0.4);
+        v
+    }
+
+    #[test]
+    fn empty_room() {
+        let mut v = View::new("demo", "alice");
+        v.apply(&Notice::HostingRelay { url: "ws://127.0.0.1:8787".into() }, T0);
+        v.apply(&Notice::Joined { room: "demo".into(), me: pid("p1"), peers: vec![] }, T0);
+        insta::assert_snapshot!(screen(&v, &Editor::default(), 60, 8));
+    }
+
+    #[test]
+    fn conversation_with_wrapping_korean_and_emoji() {
+        let mut editor = Editor::default();
+        editor.paste("typing 한글 here");
+        insta::assert_snapshot!(screen(&conversation(), &editor, 60, 14));
+    }
+
+    #[test]
+    fn scrolled_back_with_new_messages_below() {
+        let mut v = conversation();
+        for i in 0..12 {
+            v.apply(
+                &Notice::Message {
+                    peer: pid("p1"),
+                    from: "bob".into(),
+                    id: 10 + i,
+                    ts: T0,
+                    text: format!("backlog {i}"),
+                },
+                T0,
+            );
+        }
+        v.scroll_by(6);
+        v.apply(
+            &Notice::Message {
+                peer: pid("p1"),
+                from: "bob".into(),
+                id: 30,
+                ts: T0,
+                text: "new while away".into(),
+            },
+            T0,
+        );
+        insta::assert_snapshot!(screen(&v, &Editor::default(), 60, 10));
+    }
+
+    #[test]
+    fn narrow_forty_columns() {
+        insta::assert_snapshot!(screen(&conversation(), &Editor::default(), 40, 12));
+    }
+
+    #[test]
+    fn status_bar_in_each_connection_state() {
+        let mut lines = Vec::new();
+        let mut v = View::new("demo", "alice");
+        lines.push(status_line(&v, 72));
+        v.apply(
+            &Notice::Joined {
+                room: "demo".into(),
+                me: pid("p2"),
+                peers: vec![PeerInfo { id: pid("p1"), name: "bob".into() }],
+            },
+            T0,
+        );
+        lines.push(status_line(&v, 72));
+        let relayed =
+            Path { local: "relay".into(), remote: "host".into(), protocol: "udp".into(), rtt_ms: None };
+        v.apply(&Notice::Connected { peer: pid("p1"), name: "bob".into(), path: Some(relayed) }, T0);
+        v.rtt_ms = Some(12.3);
+        lines.push(status_line(&v, 72));
+        v.apply(
+            &Notice::Link {
+                peer: pid("p1"),
+                name: "bob".into(),
+                state: LinkState::Disconnected,
+                detail: None,
+            },
+            T0,
+        );
+        lines.push(status_line(&v, 72));
+        v.apply(
+            &Notice::Link { peer: pid("p1"), name: "bob".into(), state: LinkState::Failed, detail: None },
+            T0,
+        );
+        v.apply(&Notice::RelayLost { reason: "gone".into() }, T0);
+        lines.push(status_line(&v, 72));
+        let text: Vec<String> =
+            lines.iter().map(|l| l.spans.iter().map(|s| s.content.as_ref()).collect()).collect();
+        insta::assert_snapshot!(text.join("\n"));
+    }
+
+    #[test]
+    fn cursor_sits_after_wide_characters() {
+        let mut editor = Editor::default();
+        editor.paste("한국어");
+        let mut terminal = Terminal::new(TestBackend::new(30, 5)).expect("test terminal");
+        terminal.draw(|frame| draw(frame, &View::new("r", "a"), &editor, 0)).expect("draw");
+        assert_eq!(terminal.get_cursor_position().expect("cursor"), Position::new(2 + 6, 4));
+    }
+}

@@ -1,0 +1,278 @@
+//! What the interface shows, as plain data: the conversation, the peers and their
+//! connections, and the scroll position. Notices from the app go in through
+//! [`View::apply`]; rendering only reads. No terminal I/O here.
+
+use std::collections::BTreeMap;
+
+use peertalk_signal::proto::PeerId;
+
+use crate::app::Notice;
+use crate::peer::{LinkState, Path};
+
+/// How many entries the scrollback keeps.
+const SCROLLBACK: usize = 10_000;
+
+/// Where an own message is on its way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Queued or on the wire.
+    Sent,
+    /// At least one peer acknowledged it.
+    Delivered,
+    /// Everyone it was for left before acknowledging it.
+    Failed,
+}
+
+/// Whether a system line is routine or bad news.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tone {
+    Info,
+    Error,
+}
+
+/// One item of the conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    Chat { ts: u64, from: String, text: String, own: Option<(u64, Delivery)> },
+    System { ts: u64, text: String, tone: Tone },
+}
+
+/// The relay connection, as the status bar shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayState {
+    Joining,
+    Joined,
+    Hosting,
+    Lost,
+}
+
+/// A peer, as the status bar shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerView {
+    pub name: String,
+    pub state: LinkState,
+    pub path: Option<Path>,
+}
+
+/// Everything on screen.
+#[derive(Debug, Clone)]
+pub struct View {
+    pub room: String,
+    pub name: String,
+    pub relay: RelayState,
+    pub hosting: bool,
+    pub peers: BTreeMap<PeerId, PeerView>,
+    pub entries: Vec<Entry>,
+    /// How many rendered lines the view is scrolled up from the bottom.
+    pub scroll: usize,
+    /// Entries that arrived while scrolled up.
+    pub unseen: usize,
+    /// The last measured chat round trip, in milliseconds.
+    pub rtt_ms: Option<f64>,
+}
+
+impl View {
+    #[must_use]
+    pub fn new(room: &str, name: &str) -> Self {
+        Self {
+            room: room.to_owned(),
+            name: name.to_owned(),
+            relay: RelayState::Joining,
+            hosting: false,
+            peers: BTreeMap::new(),
+            entries: Vec::new(),
+            scroll: 0,
+            unseen: 0,
+            rtt_ms: None,
+        }
+    }
+
+    /// Takes in one notice; `now` (ms since the epoch) stamps system lines.
+    pub fn apply(&mut self, notice: &Notice, now: u64) {
+        let info = |text: String| Entry::System { ts: now, text, tone: Tone::Info };
+        let error = |text: String| Entry::System { ts: now, text, tone: Tone::Error };
+        let entry = match notice {
+            Notice::Joined { room, peers, .. } => {
+                self.relay = if self.hosting { RelayState::Hosting } else { RelayState::Joined };
+                for p in peers {
+                    let view = PeerView { name: p.name.clone(), state: LinkState::Connecting, path: None };
+                    self.peers.insert(p.id.clone(), view);
+                }
+                let here = if peers.is_empty() {
+                    "nobody else is here yet".to_owned()
+                } else {
+                    format!("here: {}", peers.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", "))
+                };
+                info(format!("joined room {room} as {}; {here}", self.name))
+            }
+            Notice::HostingRelay { url } => {
+                self.hosting = true;
+                info(format!("no relay answered at {url}, so this client runs one (it stops when you quit)"))
+            }
+            Notice::PeerJoined { peer, name } => {
+                self.peers.insert(
+                    peer.clone(),
+                    PeerView { name: name.clone(), state: LinkState::Connecting, path: None },
+                );
+                info(format!("{name} joined"))
+            }
+            Notice::PeerLeft { peer, name } => {
+                self.peers.remove(peer);
+                info(format!("{name} left"))
+            }
+            Notice::Connected { peer, name, path } => {
+                let view = self.peers.entry(peer.clone()).or_insert_with(|| PeerView {
+                    name: name.clone(),
+                    state: LinkState::Connecting,
+                    path: None,
+                });
+                view.state = LinkState::Connected;
+                view.path.clone_from(path);
+                match path {
+                    Some(p) => info(format!("connected to {name} ({} path over {})", p.kind(), p.protocol)),
+                    None => info(format!("connected to {name}")),
+                }
+            }
+            Notice::Link { peer, name, state, detail } => {
+                if let Some(view) = self.peers.get_mut(peer) {
+                    view.state = *state;
+                }
+                let text = match detail {
+                    Some(d) => format!("connection to {name} {state}: {d}"),
+                    None => format!("connection to {name} {state}"),
+                };
+                if *state == LinkState::Failed { error(text) } else { info(text) }
+            }
+            Notice::Message { from, ts, text, .. } => {
+                Entry::Chat { ts: *ts, from: from.clone(), text: text.clone(), own: None }
+            }
+            Notice::Sent { id, ts, text } => Entry::Chat {
+                ts: *ts,
+                from: self.name.clone(),
+                text: text.clone(),
+                own: Some((*id, Delivery::Sent)),
+            },
+            Notice::Delivered { id, .. } => {
+                self.mark(*id, Delivery::Delivered);
+                return;
+            }
+            Notice::Undelivered { ids, to, .. } => {
+                for id in ids {
+                    self.mark(*id, Delivery::Failed);
+                }
+                error(format!("{} message(s) were not delivered: {to} went away", ids.len()))
+            }
+            Notice::Renamed { name } => {
+                self.name.clone_from(name);
+                info(format!("you are now {name}"))
+            }
+            Notice::RelayError { code, message } => {
+                error(format!("relay refused a message ({code}): {message}"))
+            }
+            Notice::RelayLost { reason } => {
+                self.relay = RelayState::Lost;
+                error(format!("lost the relay ({reason}); open connections keep working"))
+            }
+            Notice::InputRejected { reason } => error(format!("not sent: {reason}")),
+            Notice::Warning { text } => error(text.clone()),
+        };
+        self.push(entry);
+    }
+
+    /// Adds a line the interface itself says (help, /peers, errors in commands).
+    pub fn say(&mut self, text: impl Into<String>, tone: Tone, now: u64) {
+        self.push(Entry::System { ts: now, text: text.into(), tone });
+    }
+
+    /// Empties the conversation (the /clear command).
+    pub fn clear(&mut self) {
+        self.entries.clear();
+        self.scroll = 0;
+        self.unseen = 0;
+    }
+
+    /// Scrolls up (positive) or down (negative) by `lines`; the renderer clamps the top.
+    pub fn scroll_by(&mut self, lines: isize) {
+        self.scroll = self.scroll.saturating_add_signed(lines);
+        if self.scroll == 0 {
+            self.unseen = 0;
+        }
+    }
+
+    /// The renderer found the view scrolled past the top; hold it there.
+    pub fn clamp_scroll(&mut self, max: usize) {
+        self.scroll = self.scroll.min(max);
+    }
+
+    fn push(&mut self, entry: Entry) {
+        if self.scroll > 0 {
+            self.unseen += 1;
+        }
+        self.entries.push(entry);
+        if self.entries.len() > SCROLLBACK {
+            self.entries.drain(..self.entries.len() - SCROLLBACK);
+        }
+    }
+
+    fn mark(&mut self, id: u64, delivery: Delivery) {
+        let own = self.entries.iter_mut().rev().find_map(|e| match e {
+            Entry::Chat { own: Some((own_id, state)), .. } if *own_id == id => Some(state),
+            _ => None,
+        });
+        if let Some(state) = own {
+            // Delivered to one peer stays delivered even if another then leaves.
+            if *state != Delivery::Delivered {
+                *state = delivery;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pid(s: &str) -> PeerId {
+        PeerId(s.into())
+    }
+
+    #[test]
+    fn own_messages_go_from_sent_to_delivered() {
+        let mut v = View::new("demo", "alice");
+        v.apply(&Notice::Sent { id: 1, ts: 0, text: "hi".into() }, 0);
+        v.apply(&Notice::Delivered { id: 1, peer: pid("p1"), to: "bob".into() }, 0);
+        assert!(matches!(&v.entries[0], Entry::Chat { own: Some((1, Delivery::Delivered)), .. }));
+    }
+
+    #[test]
+    fn undelivered_messages_are_marked_failed_and_said() {
+        let mut v = View::new("demo", "alice");
+        v.apply(&Notice::Sent { id: 1, ts: 0, text: "hi".into() }, 0);
+        v.apply(&Notice::Undelivered { ids: vec![1], peer: pid("p1"), to: "bob".into() }, 0);
+        assert!(matches!(&v.entries[0], Entry::Chat { own: Some((1, Delivery::Failed)), .. }));
+        assert!(matches!(&v.entries[1], Entry::System { tone: Tone::Error, .. }));
+    }
+
+    #[test]
+    fn messages_arriving_while_scrolled_up_are_counted_until_back_at_the_bottom() {
+        let mut v = View::new("demo", "alice");
+        v.scroll_by(5);
+        let msg = Notice::Message { peer: pid("p1"), from: "bob".into(), id: 1, ts: 0, text: "x".into() };
+        v.apply(&msg, 0);
+        v.apply(&msg, 0);
+        assert_eq!(v.unseen, 2);
+        v.scroll_by(-5);
+        assert_eq!((v.scroll, v.unseen), (0, 0));
+    }
+
+    #[test]
+    fn peer_states_follow_the_connection() {
+        let mut v = View::new("demo", "alice");
+        v.apply(&Notice::PeerJoined { peer: pid("p1"), name: "bob".into() }, 0);
+        assert_eq!(v.peers[&pid("p1")].state, LinkState::Connecting);
+        v.apply(&Notice::Connected { peer: pid("p1"), name: "bob".into(), path: None }, 0);
+        assert_eq!(v.peers[&pid("p1")].state, LinkState::Connected);
+        v.apply(&Notice::PeerLeft { peer: pid("p1"), name: "bob".into() }, 0);
+        assert!(v.peers.is_empty());
+    }
+}

@@ -1,0 +1,98 @@
+//! The terminal interface, driven for real: two clients in tmux on a real relay, typed
+//! into with send-keys and read back with capture-pane.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{Relay, WAIT};
+
+/// A tmux server of our own (its own socket), killed when the test ends.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn new(name: &str) -> Self {
+        let check = Command::new("tmux").arg("-V").output();
+        assert!(
+            check.is_ok_and(|o| o.status.success()),
+            "tmux is needed for this test; scripts/test installs it (apt-get install tmux)"
+        );
+        Self { socket: format!("peertalk-{name}-{}", std::process::id()) }
+    }
+
+    fn tmux(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux").arg("-L").arg(&self.socket).args(args).output().expect("run tmux");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Starts `command` in a new 80x20 window named `name`; the shell reports its exit code.
+    fn start(&self, name: &str, command: &str) {
+        let script = format!("{command}; echo EXITED $?; sleep 60");
+        self.tmux(&["new-session", "-d", "-s", name, "-x", "80", "-y", "20", &script]);
+    }
+
+    fn type_line(&self, name: &str, text: &str) {
+        self.tmux(&["send-keys", "-t", name, "-l", text]);
+        self.tmux(&["send-keys", "-t", name, "Enter"]);
+    }
+
+    fn screen(&self, name: &str) -> String {
+        self.tmux(&["capture-pane", "-p", "-t", name])
+    }
+
+    /// Waits until the window shows `text`.
+    fn wait_for(&self, name: &str, text: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let screen = self.screen(name);
+            if screen.contains(text) {
+                return screen;
+            }
+            assert!(Instant::now() < deadline, "{name}'s screen never showed {text:?}:\n{screen}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        self.tmux(&["kill-server"]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_clients_chat_in_tmux_and_quit_restores_the_terminal() {
+    let relay = Relay::start().await;
+    let tmux = Tmux::new("chat");
+    let logs = std::env::temp_dir();
+    let client = |name: &str| {
+        format!(
+            "{} --room tui --name {name} --signal {} --log-file {}",
+            env!("CARGO_BIN_EXE_peertalk"),
+            relay.url,
+            logs.join(format!("peertalk-tui-{name}-{}.log", std::process::id())).display()
+        )
+    };
+    tmux.start("alice", &client("alice"));
+    tmux.wait_for("alice", "nobody else is here yet");
+    tmux.start("bob", &client("bob"));
+    tmux.wait_for("alice", "connected to bob");
+    tmux.wait_for("bob", "connected to alice");
+
+    tmux.type_line("alice", "hello from tmux 한글 🎉");
+    tmux.wait_for("bob", "alice: hello from tmux 한글 🎉");
+    let alice = tmux.wait_for("alice", "hello from tmux 한글 🎉 ✓");
+    assert!(alice.contains("#tui │ alice │ relay: ok │ bob (host)"), "status bar:\n{alice}");
+
+    tmux.type_line("bob", "/quit");
+    let bob = tmux.wait_for("bob", "EXITED 0");
+    assert!(!bob.contains("#tui │"), "the interface is gone after /quit:\n{bob}");
+    tmux.wait_for("alice", "bob left");
+
+    tmux.tmux(&["send-keys", "-t", "alice", "C-c"]);
+    let alice = tmux.wait_for("alice", "EXITED 0");
+    assert!(!alice.contains("#tui │"), "the interface is gone after Ctrl-C:\n{alice}");
+}
