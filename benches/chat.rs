@@ -1,7 +1,8 @@
 //! End-to-end figures for a pair of headless clients and a relay on loopback, measured
 //! from outside the processes: what a user or a script actually waits for.
 //!
-//! Run with `scripts/bench`. Prints figures; asserts nothing.
+//! Run with `scripts/bench`. Prints figures; asserts nothing. The interface figures need
+//! tmux (`apt-get install tmux`).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -25,6 +26,60 @@ async fn main() {
     open_time(&relay.url).await;
     round_trip(&relay.url).await;
     throughput(&relay.url).await;
+    idle_interface(&relay.url).await;
+}
+
+/// A connected client in the terminal interface (in tmux), left alone for 10 s: the CPU
+/// it uses and its peak memory. Skipped, with a word, when tmux is not installed.
+async fn idle_interface(relay: &str) {
+    const IDLE: Duration = Duration::from_secs(10);
+    if !std::process::Command::new("tmux").arg("-V").output().is_ok_and(|o| o.status.success()) {
+        println!("Idle interface: skipped (tmux is not installed)");
+        return;
+    }
+    let socket = format!("peertalk-bench-{}", std::process::id());
+    let tmux = |args: &[&str]| {
+        std::process::Command::new("tmux").arg("-L").arg(&socket).args(args).output().expect("run tmux");
+    };
+    let pid_file = std::env::temp_dir().join(format!("peertalk-bench-{}.pid", std::process::id()));
+    let log = std::env::temp_dir().join(format!("peertalk-bench-{}.log", std::process::id()));
+    let command = format!(
+        "echo $$ > {}; exec {} --room idle --name alice --signal {relay} --log-file {}",
+        pid_file.display(),
+        env!("CARGO_BIN_EXE_peertalk"),
+        log.display()
+    );
+    tmux(&["new-session", "-d", "-s", "tui", "-x", "100", "-y", "30", &command]);
+    let mut bob = Client::start(Some(relay), "idle", "bob", &[]);
+    bob.connected().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let pid: u32 = std::fs::read_to_string(&pid_file).expect("pid file").trim().parse().expect("pid");
+    let before = cpu_ticks(pid);
+    let started = Instant::now();
+    tokio::time::sleep(IDLE).await;
+    let used = cpu_ticks(pid) - before;
+    let ticks_per_sec = 100.0; // USER_HZ on Linux
+    let cpu_percent = used as f64 / ticks_per_sec / started.elapsed().as_secs_f64() * 100.0;
+    println!(
+        "Idle interface, connected, {} s untouched: CPU {cpu_percent:.2}% ({used} ticks of 10 ms); peak RSS {:.1} MiB",
+        IDLE.as_secs(),
+        vm_hwm_kib(pid) as f64 / 1024.0
+    );
+    tmux(&["kill-server"]);
+    bob.close_input();
+    let _ = bob.finish().await;
+    let _ = std::fs::remove_file(pid_file);
+    let _ = std::fs::remove_file(log);
+}
+
+/// User plus system CPU time of a process, in clock ticks, from /proc (Linux).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name: utime and stime are the 12th and 13th.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    field(11) + field(12)
 }
 
 /// From starting the second (offering) process until both clients print `connected`,

@@ -1,0 +1,15 @@
+# Shared by the scripts in this folder; source it, do not run it.
+
+step() { printf '\n== %s\n' "$*"; }
+
+# Installs the Debian packages named (each the name of the command it provides) that are
+# missing; nothing when all are there.
+need() {
+    local missing=()
+    for tool in "$@"; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
+    [ ${#missing[@]} -eq 0 ] && return
+    step "installing ${missing[*]}"
+    local sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
+}
