@@ -132,7 +132,7 @@ impl Frontend for Tui {
                     Action::Page(pages) => self.scroll(pages * self.page()),
                     Action::Submit(line) => match command::parse(&line) {
                         None => {
-                            self.view.scroll_by(-isize::try_from(self.view.scroll).unwrap_or(isize::MAX));
+                            self.view.scroll_to_bottom();
                             return UserInput::Line(command::unescape(&line).to_owned());
                         }
                         Some(command) => {

@@ -141,18 +141,28 @@ fn wrap(cells: &[(char, Style)], width: usize) -> Vec<Line<'static>> {
             let row = rows.last_mut().expect("rows is never empty");
             // Carry the partial word to the next line if there is a space to break at.
             let carry = match row.iter().rposition(|(ch, _)| *ch == ' ') {
-                Some(space) if space >= indent && space + 1 < row.len() => row.split_off(space + 1),
+                Some(space)
+                    if space >= indent
+                        && space + 1 < row.len()
+                        && indent + cells_width(&row[space + 1..]) + w <= width =>
+                {
+                    row.split_off(space + 1)
+                }
                 _ => Vec::new(),
             };
             let mut next = vec![(' ', Style::new()); indent];
             next.extend(carry);
-            used = next.iter().map(|(ch, _)| display_width(*ch)).sum();
+            used = cells_width(&next);
             rows.push(next);
         }
         rows.last_mut().expect("rows is never empty").push((c, style));
         used += w;
     }
     rows.into_iter().map(|row| to_line(&row)).collect()
+}
+
+fn cells_width(cells: &[(char, Style)]) -> usize {
+    cells.iter().map(|(c, _)| display_width(*c)).sum()
 }
 
 fn to_line(row: &[(char, Style)]) -> Line<'static> {
@@ -285,17 +295,16 @@ mod tests {
         Path { local: "host".into(), remote: "host".into(), protocol: "udp".into(), rtt_ms: Some(0.2) }
     }
 
+    /// Alice joins #demo, where bob already is.
+    fn joined_with_bob() -> Notice {
+        let bob = PeerInfo { id: pid("p1"), name: "bob".into() };
+        Notice::Joined { room: "demo".into(), me: pid("p2"), peers: vec![bob] }
+    }
+
     /// Alice in #demo, talking with bob over a direct path.
     fn conversation() -> View {
         let mut v = View::new("demo", "alice");
-        v.apply(
-            &Notice::Joined {
-                room: "demo".into(),
-                me: pid("p2"),
-                peers: vec![PeerInfo { id: pid("p1"), name: "bob".into() }],
-            },
-            T0,
-        );
+        v.apply(&joined_with_bob(), T0);
         v.apply(&Notice::Connected { peer: pid("p1"), name: "bob".into(), path: Some(host_path()) }, T0);
         let said = |id, text: &str| Notice::Message {
             peer: pid("p1"),
@@ -374,14 +383,7 @@ mod tests {
         let mut lines = Vec::new();
         let mut v = View::new("demo", "alice");
         lines.push(status_line(&v, 72));
-        v.apply(
-            &Notice::Joined {
-                room: "demo".into(),
-                me: pid("p2"),
-                peers: vec![PeerInfo { id: pid("p1"), name: "bob".into() }],
-            },
-            T0,
-        );
+        v.apply(&joined_with_bob(), T0);
         lines.push(status_line(&v, 72));
         let relayed =
             Path { local: "relay".into(), remote: "host".into(), protocol: "udp".into(), rtt_ms: None };
@@ -407,6 +409,17 @@ mod tests {
         let text: Vec<String> =
             lines.iter().map(|l| l.spans.iter().map(|s| s.content.as_ref()).collect()).collect();
         insta::assert_snapshot!(text.join("\n"));
+    }
+
+    #[test]
+    fn no_wrapped_line_is_wider_than_the_screen() {
+        let text = format!("short {} then 한국어가 아주 길게 이어지는 문장 🎉🎉🎉 end", "x".repeat(70));
+        let cells: Vec<(char, Style)> = text.chars().map(|c| (c, Style::new())).collect();
+        for width in [10, 17, 24, 40, 61] {
+            for line in wrap(&cells, width) {
+                assert!(line.width() <= width, "{width}: {line:?}");
+            }
+        }
     }
 
     #[test]

@@ -199,7 +199,13 @@ impl View {
         }
     }
 
-    /// The renderer found the view scrolled past the top; hold it there.
+    /// Back to the newest messages.
+    pub fn scroll_to_bottom(&mut self) {
+        self.scroll = 0;
+        self.unseen = 0;
+    }
+
+    /// Holds the scroll position at `max` (the top of the conversation) or below.
     pub fn clamp_scroll(&mut self, max: usize) {
         self.scroll = self.scroll.min(max);
     }
