@@ -170,3 +170,79 @@ async fn garbage_sdp_from_a_peer_fails_that_connection_with_a_sentence() {
     assert_eq!(done.code, Some(6), "{}", done.stderr);
     assert!(done.stderr.contains("could not open a connection to mallory"), "{}", done.stderr);
 }
+
+#[tokio::test]
+async fn a_full_room_refuses_one_more_member() {
+    let relay = Relay::start_with(&["--listen", "127.0.0.1:0", "--max-peers-per-room", "2"]).await;
+    let (_alice, _) = RawWs::join(&relay.url, "small", "alice").await;
+    let (_bob, _) = RawWs::join(&relay.url, "small", "bob").await;
+    let mut carol = RawWs::connect(&relay.url).await;
+    carol.send_json(&json!({"type": "join", "room": "small", "name": "carol", "version": 1})).await;
+    assert_eq!(carol.recv().await["code"], "room-full");
+    carol.send_json(&json!({"type": "join", "room": "elsewhere", "name": "carol", "version": 1})).await;
+    assert_eq!(carol.recv().await["type"], "welcome", "the connection stays usable");
+}
+
+#[tokio::test]
+async fn joining_a_new_room_past_the_room_limit_is_refused() {
+    let relay = Relay::start_with(&["--listen", "127.0.0.1:0", "--max-rooms", "1"]).await;
+    let (_alice, _) = RawWs::join(&relay.url, "only", "alice").await;
+    let mut bob = RawWs::connect(&relay.url).await;
+    bob.send_json(&json!({"type": "join", "room": "another", "name": "bob", "version": 1})).await;
+    assert_eq!(bob.recv().await["code"], "too-many-rooms");
+    bob.send_json(&json!({"type": "join", "room": "only", "name": "bob", "version": 1})).await;
+    assert_eq!(bob.recv().await["type"], "welcome", "an existing room can still be joined");
+}
+
+#[tokio::test]
+async fn past_the_connection_limit_clients_hear_server_full_and_1013() {
+    let relay = Relay::start_with(&["--listen", "127.0.0.1:0", "--max-connections", "1"]).await;
+    let (_alice, _) = RawWs::join(&relay.url, "r", "alice").await;
+    let mut bob = RawWs::connect(&relay.url).await;
+    assert_eq!(bob.recv().await["code"], "server-full");
+    match bob.next_frame().await {
+        Message::Close(Some(frame)) => assert_eq!(u16::from(frame.code), 1013),
+        other => panic!("expected close 1013, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn messages_over_the_rate_are_refused_and_not_forwarded() {
+    let relay = Relay::start_with(&["--listen", "127.0.0.1:0", "--rate", "1", "--burst", "3"]).await;
+    let (mut alice, w) = RawWs::join(&relay.url, "fast", "alice").await;
+    let alice_id = w["id"].clone();
+    let (mut bob, _) = RawWs::join(&relay.url, "fast", "bob").await;
+    alice.recv().await; // bob joined
+    // The join used one token of bob's burst of three.
+    for _ in 0..5 {
+        bob.send_json(&json!({"type": "signal", "to": alice_id, "signal": candidate()})).await;
+    }
+    let mut limited = 0;
+    for _ in 0..3 {
+        let reply = bob.recv().await;
+        assert_eq!(reply["code"], "rate-limited", "{reply}");
+        limited += 1;
+    }
+    assert_eq!(limited, 3);
+    assert_eq!(alice.recv().await["type"], "signal");
+    assert_eq!(alice.recv().await["type"], "signal");
+    alice.expect_silence(Duration::from_millis(300)).await;
+}
+
+#[tokio::test]
+async fn a_silent_client_is_dropped_after_the_idle_timeout_and_its_room_told() {
+    let relay =
+        Relay::start_with(&["--listen", "127.0.0.1:0", "--ping-interval", "0.2", "--idle-timeout", "0.6"])
+            .await;
+    let (mut alice, _) = RawWs::join(&relay.url, "quiet", "alice").await;
+    // Bob joins, then never reads again, so he never answers a ping.
+    let (_bob, w) = RawWs::join(&relay.url, "quiet", "bob").await;
+    let bob_id = w["id"].clone();
+    assert_eq!(alice.recv().await["type"], "peer-joined");
+    let left = tokio::time::timeout(Duration::from_secs(3), alice.recv()).await.expect("dropped in time");
+    assert_eq!(left, json!({"type": "peer-left", "id": bob_id}));
+    // Alice answers pings (by reading), so she is still there for a newcomer.
+    let (_carol, w) = RawWs::join(&relay.url, "quiet", "carol").await;
+    assert_eq!(w["peers"].as_array().map(Vec::len), Some(1));
+    assert_eq!(alice.recv().await["type"], "peer-joined");
+}

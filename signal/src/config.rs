@@ -13,6 +13,20 @@ pub struct RelayConfig {
     pub handshake_timeout: Duration,
     /// How long shutdown waits for connections to take their close frames.
     pub shutdown_grace: Duration,
+    /// Connections served at once; more are told `server-full` and closed (1013).
+    pub max_connections: usize,
+    /// Rooms with at least one member; joining another is refused with `too-many-rooms`.
+    pub max_rooms: usize,
+    /// Members of one room; one more is refused with `room-full`.
+    pub max_peers_per_room: usize,
+    /// Messages a connection may send per second, on average.
+    pub rate_per_second: u32,
+    /// Messages a connection may send in a burst above the average rate.
+    pub rate_burst: u32,
+    /// How often the relay pings each client.
+    pub ping_interval: Duration,
+    /// A client from which nothing (not even a pong) arrives for this long is dropped.
+    pub idle_timeout: Duration,
 }
 
 impl Default for RelayConfig {
@@ -21,6 +35,13 @@ impl Default for RelayConfig {
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             handshake_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(3),
+            max_connections: 10_000,
+            max_rooms: 10_000,
+            max_peers_per_room: 16,
+            rate_per_second: 50,
+            rate_burst: 200,
+            ping_interval: Duration::from_secs(20),
+            idle_timeout: Duration::from_secs(60),
         }
     }
 }

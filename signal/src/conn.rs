@@ -5,7 +5,10 @@
 //! and name syntax, binary frames, size) is refused here, so the hub only sees messages
 //! that are well formed.
 
+use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
+
+use governor::{Quota, RateLimiter};
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -29,8 +32,50 @@ enum Ending {
     ClientClosed,
     TooLarge,
     TooSlow,
+    RateLimited,
+    Idle,
     Shutdown,
     Broken,
+}
+
+/// Consecutive rate-limited frames after which the connection is closed (1008).
+const MAX_RATE_VIOLATIONS: u32 = 100;
+
+/// Completes the WebSocket handshake within the configured time, or gives up quietly.
+async fn handshake<S>(stream: S, id: &str, config: &RelayConfig) -> Option<WebSocketStream<S>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let ws_config = WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .max_message_size(Some(config.max_frame_bytes))
+        .max_frame_size(Some(config.max_frame_bytes));
+    let handshake = tokio_tungstenite::accept_hdr_async_with_config(stream, check_path, Some(ws_config));
+    match tokio::time::timeout(config.handshake_timeout, handshake).await {
+        Ok(Ok(ws)) => Some(ws),
+        Ok(Err(e)) => {
+            debug!(peer = %id, "handshake failed: {e}");
+            None
+        }
+        Err(_) => {
+            debug!(peer = %id, "handshake timed out");
+            None
+        }
+    }
+}
+
+/// Tells a client the relay is full, then closes (1013).
+pub async fn refuse_full<S>(stream: S, config: &RelayConfig)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let Some(mut ws) = handshake(stream, "-", config).await else { return };
+    let refusal = Refusal::new(
+        ErrorCode::ServerFull,
+        format!("This relay serves at most {} connections; try again later.", config.max_connections),
+    );
+    let _ = send(&mut ws, ServerMessage::from(refusal)).await;
+    close_with(&mut ws, close::TRY_AGAIN_LATER, "relay full").await;
 }
 
 /// Serves one accepted TCP stream until it closes.
@@ -44,31 +89,47 @@ pub async fn serve<S>(
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let started = Instant::now();
-    let ws_config = WebSocketConfig::default()
-        .read_buffer_size(4096)
-        .max_message_size(Some(config.max_frame_bytes))
-        .max_frame_size(Some(config.max_frame_bytes));
-    let handshake = tokio_tungstenite::accept_hdr_async_with_config(stream, check_path, Some(ws_config));
-    let mut ws = match tokio::time::timeout(config.handshake_timeout, handshake).await {
-        Ok(Ok(ws)) => ws,
-        Ok(Err(e)) => {
-            debug!(peer = %id, "handshake failed: {e}");
-            return;
-        }
-        Err(_) => {
-            debug!(peer = %id, "handshake timed out");
-            return;
-        }
-    };
+    let Some(mut ws) = handshake(stream, &id.0, config).await else { return };
 
     let (outbox, mut inbox) = mpsc::channel(OUTBOX_FRAMES);
     if hub.send(Command::Connect { id: id.clone(), outbox }).await.is_err() {
         return;
     }
     let mut conn = Conn { id: id.clone(), hub, room: None };
+    let quota = Quota::per_second(NonZeroU32::new(config.rate_per_second).unwrap_or(NonZeroU32::MIN))
+        .allow_burst(NonZeroU32::new(config.rate_burst).unwrap_or(NonZeroU32::MIN));
+    let limiter = RateLimiter::direct(quota);
+    let mut violations = 0u32;
+    let mut heartbeat =
+        tokio::time::interval_at(tokio::time::Instant::now() + config.ping_interval, config.ping_interval);
+    let mut last_heard = Instant::now();
     let ending = loop {
         tokio::select! {
-            frame = ws.next() => match frame {
+            frame = ws.next() => {
+                last_heard = Instant::now();
+                if matches!(frame, Some(Ok(Message::Text(_) | Message::Binary(_)))) {
+                    if limiter.check().is_ok() {
+                        violations = 0;
+                    } else {
+                        violations += 1;
+                        if violations > MAX_RATE_VIOLATIONS {
+                            close_with(&mut ws, close::POLICY, "rate limit exceeded again and again").await;
+                            break Ending::RateLimited;
+                        }
+                        let refusal = Refusal::new(
+                            ErrorCode::RateLimited,
+                            format!(
+                                "More than {} messages a second (bursts of {}); this one was dropped.",
+                                config.rate_per_second, config.rate_burst
+                            ),
+                        );
+                        if send(&mut ws, ServerMessage::from(refusal)).await.is_err() {
+                            break Ending::Broken;
+                        }
+                        continue;
+                    }
+                }
+                match frame {
                 Some(Ok(Message::Text(text))) => {
                     if let Err(refusal) = conn.on_text(&text).await
                         && send(&mut ws, ServerMessage::from(refusal)).await.is_err()
@@ -101,10 +162,23 @@ pub async fn serve<S>(
                     debug!(peer = %id, "read failed: {e}");
                     break Ending::Broken;
                 }
+                }
+            },
+            _ = heartbeat.tick() => {
+                if last_heard.elapsed() >= config.idle_timeout {
+                    close_with(&mut ws, close::IDLE, "nothing heard within the idle timeout").await;
+                    break Ending::Idle;
+                }
+                // A client that cannot take even a ping within an interval is as good as gone.
+                let ping = tokio::time::timeout(config.ping_interval, ws.send(Message::Ping(Default::default())));
+                if !matches!(ping.await, Ok(Ok(()))) {
+                    break Ending::Broken;
+                }
             },
             frame = inbox.recv() => match frame {
                 Some(frame) => {
-                    if write_batch(&mut ws, frame, &mut inbox).await.is_err() {
+                    let write = tokio::time::timeout(config.idle_timeout, write_batch(&mut ws, frame, &mut inbox));
+                    if !matches!(write.await, Ok(Ok(()))) {
                         break Ending::Broken;
                     }
                 }

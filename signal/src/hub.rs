@@ -31,14 +31,13 @@ pub enum Command {
 }
 
 /// Runs the hub until every connection handle (and the listener's) is dropped.
-pub async fn run(mut commands: mpsc::Receiver<Command>) {
-    let mut hub = Hub::default();
+pub async fn run(mut commands: mpsc::Receiver<Command>, max_rooms: usize, max_peers_per_room: usize) {
+    let mut hub = Hub { registry: Registry::new(max_rooms, max_peers_per_room), outboxes: HashMap::new() };
     while let Some(cmd) = commands.recv().await {
         hub.apply(cmd);
     }
 }
 
-#[derive(Default)]
 struct Hub {
     registry: Registry,
     outboxes: HashMap<PeerId, mpsc::Sender<Utf8Bytes>>,

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
@@ -27,6 +28,47 @@ struct Cli {
     /// Largest text frame accepted, in bytes; a larger one closes that connection (code 1009).
     #[arg(long, env = "PEERTALK_SIGNAL_MAX_FRAME_BYTES", default_value_t = DEFAULT_MAX_FRAME_BYTES)]
     max_frame_bytes: usize,
+
+    /// Connections served at once; more are told "server-full" and closed (code 1013).
+    #[arg(long, env = "PEERTALK_SIGNAL_MAX_CONNECTIONS", default_value_t = 10_000)]
+    max_connections: usize,
+
+    /// Rooms at once; joining a new room past this is refused with "too-many-rooms".
+    #[arg(long, env = "PEERTALK_SIGNAL_MAX_ROOMS", default_value_t = 10_000)]
+    max_rooms: usize,
+
+    /// Members per room; one more is refused with "room-full".
+    #[arg(long, env = "PEERTALK_SIGNAL_MAX_PEERS_PER_ROOM", default_value_t = 16)]
+    max_peers_per_room: usize,
+
+    /// Messages per second a connection may send on average; more get "rate-limited".
+    #[arg(long, env = "PEERTALK_SIGNAL_RATE", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    rate: u32,
+
+    /// Messages a connection may send in a burst above the average rate. A newcomer to a
+    /// full room sends an offer and a few candidates to each member at once.
+    #[arg(long, env = "PEERTALK_SIGNAL_BURST", default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
+    burst: u32,
+
+    /// Seconds between pings to each client.
+    #[arg(long, env = "PEERTALK_SIGNAL_PING_INTERVAL", default_value_t = 20.0, value_parser = positive_seconds)]
+    ping_interval: f64,
+
+    /// Seconds without hearing anything (not even a pong) after which a client is dropped
+    /// (code 4001) and its room told it left.
+    #[arg(long, env = "PEERTALK_SIGNAL_IDLE_TIMEOUT", default_value_t = 60.0, value_parser = positive_seconds)]
+    idle_timeout: f64,
+
+    /// Seconds a new connection may take to finish the WebSocket handshake.
+    #[arg(long, env = "PEERTALK_SIGNAL_HANDSHAKE_TIMEOUT", default_value_t = 10.0, value_parser = positive_seconds)]
+    handshake_timeout: f64,
+}
+
+fn positive_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs > 0.0 => Ok(secs),
+        _ => Err(format!("{s:?} is not a positive number of seconds")),
+    }
 }
 
 #[tokio::main]
@@ -53,7 +95,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let addr = listener.local_addr().context("the listening socket has no address")?;
     println!("peertalk-signal listening on ws://{addr}");
     tracing::info!(%addr, "listening");
-    let config = RelayConfig { max_frame_bytes: cli.max_frame_bytes, ..RelayConfig::default() };
+    let config = RelayConfig {
+        max_frame_bytes: cli.max_frame_bytes,
+        max_connections: cli.max_connections,
+        max_rooms: cli.max_rooms,
+        max_peers_per_room: cli.max_peers_per_room,
+        rate_per_second: cli.rate,
+        rate_burst: cli.burst,
+        ping_interval: Duration::from_secs_f64(cli.ping_interval),
+        idle_timeout: Duration::from_secs_f64(cli.idle_timeout),
+        handshake_timeout: Duration::from_secs_f64(cli.handshake_timeout),
+        ..RelayConfig::default()
+    };
     peertalk_signal::serve(listener, config, shutdown_signal()).await?;
     Ok(())
 }

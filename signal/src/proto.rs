@@ -133,6 +133,14 @@ pub enum ErrorCode {
     BadName,
     /// The `to` of a signal is not a member of the sender's room.
     UnknownPeer,
+    /// The room already has as many members as the relay allows.
+    RoomFull,
+    /// The relay already has as many rooms as it allows; joining a new one must wait.
+    TooManyRooms,
+    /// The relay already has as many connections as it allows; the connection is closed.
+    ServerFull,
+    /// Messages came faster than the relay's per-connection rate; this one was dropped.
+    RateLimited,
 }
 
 impl ErrorCode {
@@ -151,6 +159,10 @@ impl ErrorCode {
             Self::BadRoom => "bad-room",
             Self::BadName => "bad-name",
             Self::UnknownPeer => "unknown-peer",
+            Self::RoomFull => "room-full",
+            Self::TooManyRooms => "too-many-rooms",
+            Self::ServerFull => "server-full",
+            Self::RateLimited => "rate-limited",
         }
     }
 }
@@ -167,6 +179,12 @@ pub mod close {
     pub const GOING_AWAY: u16 = 1001;
     /// A frame was larger than the relay's limit (standard "message too big").
     pub const TOO_LARGE: u16 = 1009;
+    /// Rate limit exceeded again and again (standard "policy violation").
+    pub const POLICY: u16 = 1008;
+    /// The relay is at its connection limit (standard "try again later").
+    pub const TRY_AGAIN_LATER: u16 = 1013;
+    /// Nothing, not even a pong, arrived within the idle timeout.
+    pub const IDLE: u16 = 4001;
     /// The client could not keep up with the messages addressed to it.
     pub const TOO_SLOW: u16 = 4008;
 }

@@ -6,10 +6,12 @@ use std::collections::HashMap;
 use crate::proto::{ErrorCode, PeerId, PeerInfo, Refusal};
 
 /// Every connection the relay knows, and the rooms they are in.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Registry {
     members: HashMap<PeerId, Member>,
     rooms: HashMap<String, Vec<PeerId>>,
+    max_rooms: usize,
+    max_peers_per_room: usize,
 }
 
 #[derive(Debug)]
@@ -19,6 +21,11 @@ struct Member {
 }
 
 impl Registry {
+    #[must_use]
+    pub fn new(max_rooms: usize, max_peers_per_room: usize) -> Self {
+        Self { members: HashMap::new(), rooms: HashMap::new(), max_rooms, max_peers_per_room }
+    }
+
     /// Records a new connection, not yet in any room.
     pub fn connect(&mut self, id: PeerId) {
         self.members.insert(id, Member { name: String::new(), room: None });
@@ -35,6 +42,21 @@ impl Registry {
                     "This connection is already in room {current:?}; open another connection to join a second room."
                 ),
             ));
+        }
+        match self.rooms.get(room) {
+            Some(ids) if ids.len() >= self.max_peers_per_room => {
+                return Err(Refusal::new(
+                    ErrorCode::RoomFull,
+                    format!("Room {room:?} is full ({} members); try another room.", ids.len()),
+                ));
+            }
+            None if self.rooms.len() >= self.max_rooms => {
+                return Err(Refusal::new(
+                    ErrorCode::TooManyRooms,
+                    "The relay has as many rooms as it allows; join an existing room or try later.",
+                ));
+            }
+            _ => {}
         }
         member.room = Some(room.to_owned());
         name.clone_into(&mut member.name);
@@ -100,7 +122,7 @@ mod tests {
     }
 
     fn registry(ids: &[&str]) -> Registry {
-        let mut r = Registry::default();
+        let mut r = Registry::new(100, 16);
         for i in ids {
             r.connect(id(i));
         }
@@ -115,6 +137,20 @@ mod tests {
         let seen = r.join(&id("p3"), "demo", "carol").expect("joins");
         let names: Vec<_> = seen.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["alice", "bob"]);
+    }
+
+    #[test]
+    fn full_rooms_and_too_many_rooms_are_refused() {
+        let mut r = Registry::new(1, 2);
+        for i in ["p1", "p2", "p3", "p4"] {
+            r.connect(id(i));
+        }
+        r.join(&id("p1"), "a", "alice").expect("joins");
+        r.join(&id("p2"), "a", "bob").expect("joins");
+        assert_eq!(r.join(&id("p3"), "a", "carol").expect_err("full").code, ErrorCode::RoomFull);
+        assert_eq!(r.join(&id("p4"), "b", "dave").expect_err("no room").code, ErrorCode::TooManyRooms);
+        r.disconnect(&id("p1"));
+        r.join(&id("p3"), "a", "carol").expect("a place freed up");
     }
 
     #[test]

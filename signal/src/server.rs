@@ -14,6 +14,10 @@ use crate::config::RelayConfig;
 use crate::proto::PeerId;
 use crate::{conn, hub};
 
+/// How many "server-full" answers may be under way at once; past that, connections are
+/// simply dropped.
+const MAX_REFUSALS_IN_FLIGHT: usize = 64;
+
 /// Serves the relay protocol on `listener` until `shutdown` completes, then closes every
 /// connection with code 1001 and returns once they are gone (or the grace period ends).
 pub async fn serve(
@@ -23,15 +27,24 @@ pub async fn serve(
 ) -> io::Result<()> {
     let config = Arc::new(config);
     let (hub_tx, hub_rx) = mpsc::channel(1024);
-    let hub_task = tokio::spawn(hub::run(hub_rx));
+    let hub_task = tokio::spawn(hub::run(hub_rx, config.max_rooms, config.max_peers_per_room));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
+    // Connections told "server-full"; bounded, so a flood while full costs little.
+    let mut refusals = JoinSet::new();
     let mut next_id: u64 = 0;
     tokio::pin!(shutdown);
 
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
+                Ok((stream, addr)) if connections.len() >= config.max_connections => {
+                    warn!(%addr, limit = config.max_connections, "refusing a connection: at the connection limit");
+                    if refusals.len() < MAX_REFUSALS_IN_FLIGHT {
+                        let config = config.clone();
+                        refusals.spawn(async move { conn::refuse_full(stream, &config).await });
+                    }
+                }
                 Ok((stream, addr)) => {
                     let _ = stream.set_nodelay(true);
                     next_id += 1;
@@ -49,6 +62,7 @@ pub async fn serve(
                 }
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            Some(_) = refusals.join_next(), if !refusals.is_empty() => {}
             () = &mut shutdown => break,
         }
     }
