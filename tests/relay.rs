@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{RawWs, Relay, connected_pair, signal};
+use common::{RawWs, Relay, connected_pair, http_get, signal};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -245,4 +245,51 @@ async fn a_silent_client_is_dropped_after_the_idle_timeout_and_its_room_told() {
     let (_carol, w) = RawWs::join(&relay.url, "quiet", "carol").await;
     assert_eq!(w["peers"].as_array().map(Vec::len), Some(1));
     assert_eq!(alice.recv().await["type"], "peer-joined");
+}
+
+#[tokio::test]
+async fn health_and_metrics_are_served_on_the_websocket_port() {
+    let relay = Relay::start().await;
+    assert_eq!(http_get(&relay.addr, "/healthz").await, (200, "ok\n".to_owned()));
+    assert_eq!(http_get(&relay.addr, "/nothing-here").await.0, 404);
+
+    let (mut alice, w) = RawWs::join(&relay.url, "counted", "alice").await;
+    let alice_id = w["id"].clone();
+    let (mut bob, _) = RawWs::join(&relay.url, "counted", "bob").await;
+    alice.recv().await;
+    bob.send_json(&json!({"type": "signal", "to": alice_id, "signal": candidate()})).await;
+    alice.recv().await;
+    bob.send_text("not json").await;
+    bob.recv().await;
+
+    let (status, metrics) = http_get(&relay.addr, "/metrics").await;
+    assert_eq!(status, 200);
+    for line in [
+        "peertalk_signal_connections 2",
+        "peertalk_signal_connections_total 2",
+        "peertalk_signal_rooms 1",
+        "peertalk_signal_peers 2",
+        "peertalk_signal_forwarded_messages_total 1",
+        "peertalk_signal_errors_total{code=\"bad-json\"} 1",
+        "peertalk_signal_rejected_connections_total{reason=\"bad-request\"} 1",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "no {line:?} in\n{metrics}");
+    }
+}
+
+#[tokio::test]
+async fn only_allowed_browser_origins_may_connect() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let relay =
+        Relay::start_with(&["--listen", "127.0.0.1:0", "--allowed-origin", "https://good.example"]).await;
+    let with_origin = |origin: &str| {
+        let mut request = relay.url.as_str().into_client_request().expect("a request");
+        request.headers_mut().insert("origin", origin.parse().expect("a header value"));
+        request
+    };
+    let err =
+        tokio_tungstenite::connect_async(with_origin("https://evil.example")).await.expect_err("refused");
+    assert!(err.to_string().contains("403"), "{err}");
+    tokio_tungstenite::connect_async(with_origin("https://good.example")).await.expect("allowed origin");
+    RawWs::join(&relay.url, "r", "cli-without-origin").await;
 }

@@ -27,6 +27,9 @@ pub struct RelayConfig {
     pub ping_interval: Duration,
     /// A client from which nothing (not even a pong) arrives for this long is dropped.
     pub idle_timeout: Duration,
+    /// Browser origins allowed to connect (`https://chat.example.org`); empty allows all.
+    /// Clients that send no `Origin` (anything but a browser) are not affected.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for RelayConfig {
@@ -42,6 +45,7 @@ impl Default for RelayConfig {
             rate_burst: 200,
             ping_interval: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(60),
+            allowed_origins: Vec::new(),
         }
     }
 }

@@ -15,16 +15,18 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::CapacityError;
-use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request as HttpRequest, Response};
 use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use tracing::{debug, info};
 
-use crate::config::RelayConfig;
+use crate::http::{self, Rewind, Route};
 use crate::hub::{Command, OUTBOX_FRAMES};
+use crate::metrics::Metrics;
 use crate::proto::{self, ClientMessage, ErrorCode, PROTOCOL_VERSION, PeerId, Refusal, ServerMessage, close};
+use crate::server::Shared;
 
 /// How a connection ended, for the log line written when it closes.
 #[derive(Debug, Clone, Copy)]
@@ -41,55 +43,112 @@ enum Ending {
 /// Consecutive rate-limited frames after which the connection is closed (1008).
 const MAX_RATE_VIOLATIONS: u32 = 100;
 
+/// Serves one accepted TCP connection: answers `/healthz` and `/metrics`, or upgrades it
+/// to a WebSocket and serves the protocol until it closes. At the connection limit
+/// (`full`), an upgrade is told `server-full` instead.
+pub async fn accept<S>(
+    mut stream: S,
+    id: PeerId,
+    shared: &Shared,
+    hub: mpsc::Sender<Command>,
+    shutdown: watch::Receiver<bool>,
+    full: bool,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let metrics = &shared.metrics;
+    let head = tokio::time::timeout(shared.config.handshake_timeout, http::read_request(&mut stream)).await;
+    let (request, head) = match head {
+        Ok(Ok(read)) => read,
+        Ok(Err(_)) => return metrics.rejected("closed-before-request"),
+        Err(_) => return metrics.rejected("handshake-timeout"),
+    };
+    match request {
+        Route::Health => http::respond(&mut stream, 200, "text/plain; charset=utf-8", "ok\n").await,
+        Route::Metrics => {
+            let body = metrics.render();
+            http::respond(
+                &mut stream,
+                200,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                &body,
+            )
+            .await;
+        }
+        Route::Other(status, body) => {
+            metrics.rejected("bad-request");
+            http::respond(&mut stream, status, "text/plain; charset=utf-8", body).await;
+        }
+        Route::Upgrade => {
+            let Some(mut ws) = handshake(Rewind::new(head, stream), &id, shared).await else { return };
+            if full {
+                metrics.rejected("server-full");
+                let refusal = Refusal::new(
+                    ErrorCode::ServerFull,
+                    format!(
+                        "This relay serves at most {} connections; try again later.",
+                        shared.config.max_connections
+                    ),
+                );
+                let _ = refuse(&mut ws, refusal, metrics).await;
+                close_with(&mut ws, close::TRY_AGAIN_LATER, "relay full").await;
+            } else {
+                metrics.connection_opened();
+                serve(ws, id, shared, hub, shutdown).await;
+                metrics.connection_closed();
+            }
+        }
+    }
+}
+
 /// Completes the WebSocket handshake within the configured time, or gives up quietly.
-async fn handshake<S>(stream: S, id: &str, config: &RelayConfig) -> Option<WebSocketStream<S>>
+async fn handshake<S>(stream: S, id: &PeerId, shared: &Shared) -> Option<WebSocketStream<S>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let config = &shared.config;
     let ws_config = WebSocketConfig::default()
         .read_buffer_size(4096)
         .max_message_size(Some(config.max_frame_bytes))
         .max_frame_size(Some(config.max_frame_bytes));
-    let handshake = tokio_tungstenite::accept_hdr_async_with_config(stream, check_path, Some(ws_config));
+    let check = |req: &HttpRequest, resp: Response| check_request(req, resp, &config.allowed_origins);
+    let handshake = tokio_tungstenite::accept_hdr_async_with_config(stream, check, Some(ws_config));
     match tokio::time::timeout(config.handshake_timeout, handshake).await {
         Ok(Ok(ws)) => Some(ws),
         Ok(Err(e)) => {
             debug!(peer = %id, "handshake failed: {e}");
+            shared.metrics.rejected("handshake-failed");
             None
         }
         Err(_) => {
             debug!(peer = %id, "handshake timed out");
+            shared.metrics.rejected("handshake-timeout");
             None
         }
     }
 }
 
-/// Tells a client the relay is full, then closes (1013).
-pub async fn refuse_full<S>(stream: S, config: &RelayConfig)
+/// Sends a refusal to this client alone, and counts it.
+async fn refuse<S>(ws: &mut WebSocketStream<S>, refusal: Refusal, metrics: &Metrics) -> Result<(), WsError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let Some(mut ws) = handshake(stream, "-", config).await else { return };
-    let refusal = Refusal::new(
-        ErrorCode::ServerFull,
-        format!("This relay serves at most {} connections; try again later.", config.max_connections),
-    );
-    let _ = send(&mut ws, ServerMessage::from(refusal)).await;
-    close_with(&mut ws, close::TRY_AGAIN_LATER, "relay full").await;
+    metrics.error(refusal.code);
+    send(ws, ServerMessage::from(refusal)).await
 }
 
-/// Serves one accepted TCP stream until it closes.
-pub async fn serve<S>(
-    stream: S,
+/// Serves the protocol on an upgraded connection until it closes.
+async fn serve<S>(
+    mut ws: WebSocketStream<S>,
     id: PeerId,
-    config: &RelayConfig,
+    shared: &Shared,
     hub: mpsc::Sender<Command>,
     mut shutdown: watch::Receiver<bool>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let (config, metrics) = (&shared.config, &shared.metrics);
     let started = Instant::now();
-    let Some(mut ws) = handshake(stream, &id.0, config).await else { return };
 
     let (outbox, mut inbox) = mpsc::channel(OUTBOX_FRAMES);
     if hub.send(Command::Connect { id: id.clone(), outbox }).await.is_err() {
@@ -123,7 +182,7 @@ pub async fn serve<S>(
                                 config.rate_per_second, config.rate_burst
                             ),
                         );
-                        if send(&mut ws, ServerMessage::from(refusal)).await.is_err() {
+                        if refuse(&mut ws, refusal, metrics).await.is_err() {
                             break Ending::Broken;
                         }
                         continue;
@@ -132,7 +191,7 @@ pub async fn serve<S>(
                 match frame {
                 Some(Ok(Message::Text(text))) => {
                     if let Err(refusal) = conn.on_text(&text).await
-                        && send(&mut ws, ServerMessage::from(refusal)).await.is_err()
+                        && refuse(&mut ws, refusal, metrics).await.is_err()
                     {
                         break Ending::Broken;
                     }
@@ -142,7 +201,7 @@ pub async fn serve<S>(
                         ErrorCode::BinaryFrame,
                         "Binary frames are not part of the protocol; send JSON as text frames.",
                     );
-                    if send(&mut ws, ServerMessage::from(refusal)).await.is_err() {
+                    if refuse(&mut ws, refusal, metrics).await.is_err() {
                         break Ending::Broken;
                     }
                 }
@@ -154,7 +213,7 @@ pub async fn serve<S>(
                         format!("A frame of {size} bytes is over this relay's limit of {max_size}; the connection is closed."),
                     );
                     // Best effort: the client is told why before the close frame.
-                    let _ = send(&mut ws, ServerMessage::from(refusal)).await;
+                    let _ = refuse(&mut ws, refusal, metrics).await;
                     close_with(&mut ws, close::TOO_LARGE, "frame too large").await;
                     break Ending::TooLarge;
                 }
@@ -240,19 +299,36 @@ impl Conn {
     }
 }
 
-/// Only the root path speaks the protocol; anything else is a 404 at the handshake.
+/// Only the root path speaks the protocol (anything else is a 404), and a browser's
+/// `Origin` must be on the allowlist when there is one (else 403).
 #[allow(clippy::result_large_err)] // the signature is tungstenite's callback type
-fn check_path(req: &Request, resp: Response) -> Result<Response, ErrorResponse> {
-    if req.uri().path() == "/" {
-        Ok(resp)
-    } else {
-        let mut err = ErrorResponse::new(Some(format!(
-            "peertalk-signal speaks WebSocket at \"/\", not {:?}\n",
-            req.uri().path()
-        )));
-        *err.status_mut() = StatusCode::NOT_FOUND;
+fn check_request(
+    req: &HttpRequest,
+    resp: Response,
+    allowed_origins: &[String],
+) -> Result<Response, ErrorResponse> {
+    let refuse = |status: StatusCode, body: String| {
+        let mut err = ErrorResponse::new(Some(body));
+        *err.status_mut() = status;
         Err(err)
+    };
+    if req.uri().path() != "/" {
+        return refuse(
+            StatusCode::NOT_FOUND,
+            format!("peertalk-signal speaks WebSocket at \"/\", not {:?}\n", req.uri().path()),
+        );
     }
+    let origin = req.headers().get("origin").map(|o| o.to_str().unwrap_or_default());
+    if let Some(origin) = origin
+        && !allowed_origins.is_empty()
+        && !allowed_origins.iter().any(|a| a == origin)
+    {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            format!("pages from {:?} may not use this relay\n", origin.escape_debug().to_string()),
+        );
+    }
+    Ok(resp)
 }
 
 async fn send<S>(ws: &mut WebSocketStream<S>, msg: ServerMessage) -> Result<(), WsError>

@@ -6,6 +6,7 @@
 //! signal from the newcomer, and no lock is needed.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
@@ -13,6 +14,7 @@ use tracing::{debug, warn};
 
 use crate::proto::{PROTOCOL_VERSION, PeerId, Refusal, ServerMessage};
 use crate::room::Registry;
+use crate::server::Shared;
 
 /// How many frames may wait for a slow connection before the hub gives up on it.
 pub const OUTBOX_FRAMES: usize = 256;
@@ -31,8 +33,9 @@ pub enum Command {
 }
 
 /// Runs the hub until every connection handle (and the listener's) is dropped.
-pub async fn run(mut commands: mpsc::Receiver<Command>, max_rooms: usize, max_peers_per_room: usize) {
-    let mut hub = Hub { registry: Registry::new(max_rooms, max_peers_per_room), outboxes: HashMap::new() };
+pub async fn run(mut commands: mpsc::Receiver<Command>, shared: Arc<Shared>) {
+    let registry = Registry::new(shared.config.max_rooms, shared.config.max_peers_per_room);
+    let mut hub = Hub { registry, outboxes: HashMap::new(), shared };
     while let Some(cmd) = commands.recv().await {
         hub.apply(cmd);
     }
@@ -41,6 +44,7 @@ pub async fn run(mut commands: mpsc::Receiver<Command>, max_rooms: usize, max_pe
 struct Hub {
     registry: Registry,
     outboxes: HashMap<PeerId, mpsc::Sender<Utf8Bytes>>,
+    shared: Arc<Shared>,
 }
 
 impl Hub {
@@ -65,18 +69,27 @@ impl Hub {
                     for peer in peers {
                         self.deliver(&peer.id, joined.clone());
                     }
+                    self.count_rooms();
                 }
                 Err(refusal) => self.refuse(&id, refusal),
             },
             Command::Forward { id, to, frame } => match self.registry.route(&id, &to) {
-                Ok(()) => self.deliver(&to, frame),
+                Ok(()) => {
+                    self.shared.metrics.forwarded(frame.len());
+                    self.deliver(&to, frame);
+                }
                 Err(refusal) => self.refuse(&id, refusal),
             },
             Command::Disconnect { id } => self.drop_peer(&id),
         }
     }
 
+    fn count_rooms(&self) {
+        self.shared.metrics.set_rooms(self.registry.room_count(), self.registry.joined_count());
+    }
+
     fn refuse(&mut self, id: &PeerId, refusal: Refusal) {
+        self.shared.metrics.error(refusal.code);
         self.deliver(id, ServerMessage::from(refusal).to_json().into());
     }
 
@@ -102,5 +115,6 @@ impl Hub {
         for peer in self.registry.disconnect(id) {
             self.deliver(&peer, left.clone());
         }
+        self.count_rooms();
     }
 }

@@ -12,7 +12,11 @@ mod config;
 #[cfg(feature = "server")]
 mod conn;
 #[cfg(feature = "server")]
+mod http;
+#[cfg(feature = "server")]
 mod hub;
+#[cfg(feature = "server")]
+mod metrics;
 #[cfg(feature = "server")]
 mod room;
 #[cfg(feature = "server")]

@@ -59,9 +59,31 @@ struct Cli {
     #[arg(long, env = "PEERTALK_SIGNAL_IDLE_TIMEOUT", default_value_t = 60.0, value_parser = positive_seconds)]
     idle_timeout: f64,
 
+    /// A browser origin allowed to connect, e.g. https://chat.example.org; repeatable.
+    /// Without any, every origin is allowed. Clients that send no Origin are not affected.
+    #[arg(
+        long = "allowed-origin",
+        value_name = "ORIGIN",
+        env = "PEERTALK_SIGNAL_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    allowed_origins: Vec<String>,
+
+    /// Log format on stderr.
+    #[arg(long, env = "PEERTALK_SIGNAL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+
     /// Seconds a new connection may take to finish the WebSocket handshake.
     #[arg(long, env = "PEERTALK_SIGNAL_HANDSHAKE_TIMEOUT", default_value_t = 10.0, value_parser = positive_seconds)]
     handshake_timeout: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// One human-readable line per event.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
 }
 
 fn positive_seconds(s: &str) -> Result<f64, String> {
@@ -74,11 +96,13 @@ fn positive_seconds(s: &str) -> Result<f64, String> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),
+        LogFormat::Json => logs.json().init(),
+    }
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -105,6 +129,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         ping_interval: Duration::from_secs_f64(cli.ping_interval),
         idle_timeout: Duration::from_secs_f64(cli.idle_timeout),
         handshake_timeout: Duration::from_secs_f64(cli.handshake_timeout),
+        allowed_origins: cli.allowed_origins,
         ..RelayConfig::default()
     };
     peertalk_signal::serve(listener, config, shutdown_signal()).await?;

@@ -102,6 +102,18 @@ impl Registry {
         }
     }
 
+    /// How many rooms have at least one member.
+    #[must_use]
+    pub fn room_count(&self) -> usize {
+        self.rooms.len()
+    }
+
+    /// How many connections are in a room.
+    #[must_use]
+    pub fn joined_count(&self) -> usize {
+        self.rooms.values().map(Vec::len).sum()
+    }
+
     /// The public view of a member.
     pub fn info(&self, id: PeerId) -> PeerInfo {
         let name = self.members.get(&id).map(|m| m.name.clone()).unwrap_or_default();

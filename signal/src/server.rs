@@ -11,8 +11,15 @@ use tokio::task::JoinSet;
 use tracing::{info, warn};
 
 use crate::config::RelayConfig;
+use crate::metrics::Metrics;
 use crate::proto::PeerId;
 use crate::{conn, hub};
+
+/// What every task of the relay reads: its settings and its counters.
+pub struct Shared {
+    pub config: RelayConfig,
+    pub metrics: Metrics,
+}
 
 /// How many "server-full" answers may be under way at once; past that, connections are
 /// simply dropped.
@@ -25,9 +32,9 @@ pub async fn serve(
     config: RelayConfig,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    let config = Arc::new(config);
+    let shared = Arc::new(Shared { config, metrics: Metrics::default() });
     let (hub_tx, hub_rx) = mpsc::channel(1024);
-    let hub_task = tokio::spawn(hub::run(hub_rx, config.max_rooms, config.max_peers_per_room));
+    let hub_task = tokio::spawn(hub::run(hub_rx, shared.clone()));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
     // Connections told "server-full"; bounded, so a flood while full costs little.
@@ -38,11 +45,16 @@ pub async fn serve(
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, addr)) if connections.len() >= config.max_connections => {
-                    warn!(%addr, limit = config.max_connections, "refusing a connection: at the connection limit");
+                // At the limit, a connection is still answered (health checks and metrics
+                // keep working) but not served; a flood of them is simply dropped.
+                Ok((stream, addr)) if connections.len() >= shared.config.max_connections => {
+                    warn!(%addr, limit = shared.config.max_connections, "at the connection limit");
                     if refusals.len() < MAX_REFUSALS_IN_FLIGHT {
-                        let config = config.clone();
-                        refusals.spawn(async move { conn::refuse_full(stream, &config).await });
+                        let (shared, hub_tx, stop_rx) = (shared.clone(), hub_tx.clone(), stop_rx.clone());
+                        let id = PeerId("-".to_owned());
+                        refusals.spawn(async move { conn::accept(stream, id, &shared, hub_tx, stop_rx, true).await });
+                    } else {
+                        shared.metrics.rejected("server-full");
                     }
                 }
                 Ok((stream, addr)) => {
@@ -50,9 +62,9 @@ pub async fn serve(
                     next_id += 1;
                     let id = PeerId(format!("p{next_id}"));
                     tracing::debug!(peer = %id, %addr, "accepted");
-                    let (config, hub_tx, stop_rx) = (config.clone(), hub_tx.clone(), stop_rx.clone());
+                    let (shared, hub_tx, stop_rx) = (shared.clone(), hub_tx.clone(), stop_rx.clone());
                     connections.spawn(async move {
-                        conn::serve(stream, id, &config, hub_tx, stop_rx).await;
+                        conn::accept(stream, id, &shared, hub_tx, stop_rx, false).await;
                     });
                 }
                 // Running out of file descriptors or a reset before accept: keep serving.
@@ -70,7 +82,7 @@ pub async fn serve(
     info!(connections = connections.len(), "shutting down");
     drop(listener);
     let _ = stop_tx.send(true);
-    let drained = tokio::time::timeout(config.shutdown_grace, async {
+    let drained = tokio::time::timeout(shared.config.shutdown_grace, async {
         while connections.join_next().await.is_some() {}
     })
     .await;

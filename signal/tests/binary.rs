@@ -35,3 +35,20 @@ fn relay_rejects_a_malformed_address_with_exit_2() {
     let out = Command::new(RELAY).args(["--listen", "not-an-address"]).output().expect("run the relay");
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn relay_logs_json_lines_when_asked() {
+    let mut child = Command::new(RELAY)
+        .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the relay");
+    let mut line = String::new();
+    BufReader::new(child.stderr.take().expect("stderr")).read_line(&mut line).expect("read a line");
+    let _ = child.kill();
+    let _ = child.wait();
+    let event: serde_json::Value = serde_json::from_str(&line).expect("a JSON log line");
+    assert_eq!(event["level"], "INFO", "{line}");
+    assert_eq!(event["fields"]["message"], "listening", "{line}");
+}

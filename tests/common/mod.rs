@@ -112,6 +112,22 @@ pub async fn connected_pair(
     (a, b)
 }
 
+/// A plain HTTP GET to the relay's address; returns the status code and the body.
+pub async fn http_get(addr: &str, path: &str) -> (u16, String) {
+    let mut stream =
+        timeout(WAIT, TcpStream::connect(addr)).await.expect("connect in time").expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("send request");
+    let mut response = String::new();
+    timeout(WAIT, stream.read_to_string(&mut response))
+        .await
+        .expect("answered in time")
+        .expect("read response");
+    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status code");
+    (status, body.to_owned())
+}
+
 /// A headless `peertalk --json` process.
 pub struct Client {
     child: Child,

@@ -1,0 +1,155 @@
+//! The HTTP in front of the WebSocket: one port answers `/healthz` and `/metrics` and
+//! upgrades everything else. The request head is read here; an upgrade is handed to
+//! tungstenite with the bytes already read put back in front of the stream.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+
+/// The largest request head accepted.
+const MAX_HEAD: usize = 8 * 1024;
+
+/// Where a request goes.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Route {
+    /// A WebSocket upgrade, to be handed to tungstenite.
+    Upgrade,
+    Health,
+    Metrics,
+    /// Anything else: answered with this status and sentence.
+    Other(u16, &'static str),
+}
+
+/// Reads the request head (without consuming the body or anything after it) and sorts it.
+pub async fn read_request<S: AsyncRead + Unpin>(stream: &mut S) -> io::Result<(Route, Vec<u8>)> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    loop {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut req = httparse::Request::new(&mut headers);
+        match req.parse(&buf) {
+            Ok(httparse::Status::Complete(_)) => {
+                let upgrade = req.headers.iter().any(|h| {
+                    h.name.eq_ignore_ascii_case("upgrade") && h.value.eq_ignore_ascii_case(b"websocket")
+                });
+                let request = match (req.method, req.path, upgrade) {
+                    (_, _, true) => Route::Upgrade,
+                    (Some("GET"), Some("/healthz"), false) => Route::Health,
+                    (Some("GET"), Some("/metrics"), false) => Route::Metrics,
+                    _ => Route::Other(
+                        404,
+                        "peertalk-signal serves WebSocket at /, and GET /healthz and /metrics\n",
+                    ),
+                };
+                return Ok((request, buf));
+            }
+            Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => {}
+            Ok(httparse::Status::Partial) => return Ok((Route::Other(431, "request head too large\n"), buf)),
+            Err(_) => return Ok((Route::Other(400, "not an HTTP request\n"), buf)),
+        }
+    }
+}
+
+/// Writes a small plain response and closes the connection.
+pub async fn respond<S: AsyncWrite + Unpin>(stream: &mut S, status: u16, content_type: &str, body: &str) {
+    let reason = match status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        431 => "Request Header Fields Too Large",
+        _ => "Error",
+    };
+    let head = format!(
+        "HTTP/1.1 {status} {reason}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = stream.write_all(head.as_bytes()).await;
+    let _ = stream.write_all(body.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}
+
+/// A stream that first yields bytes already read from it.
+pub struct Rewind<S> {
+    prefix: Vec<u8>,
+    pos: usize,
+    inner: S,
+}
+
+impl<S> Rewind<S> {
+    pub fn new(prefix: Vec<u8>, inner: S) -> Self {
+        Self { prefix, pos: 0, inner }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Rewind<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.pos < self.prefix.len() {
+            let n = (self.prefix.len() - self.pos).min(buf.remaining());
+            let start = self.pos;
+            buf.put_slice(&self.prefix[start..start + n]);
+            self.pos += n;
+            if self.pos == self.prefix.len() {
+                // Give the head's memory back once it has been replayed.
+                self.prefix = Vec::new();
+                self.pos = 0;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Rewind<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn sort(head: &str) -> Route {
+        let mut stream = head.as_bytes();
+        read_request(&mut stream).await.expect("reads").0
+    }
+
+    #[tokio::test]
+    async fn requests_are_sorted_by_path_and_upgrade() {
+        assert_eq!(sort("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await, Route::Health);
+        assert_eq!(sort("GET /metrics HTTP/1.1\r\n\r\n").await, Route::Metrics);
+        assert_eq!(
+            sort("GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n").await,
+            Route::Upgrade
+        );
+        assert!(matches!(sort("GET /other HTTP/1.1\r\n\r\n").await, Route::Other(404, _)));
+        assert!(matches!(sort("\u{0}\u{1}garbage\r\n\r\n").await, Route::Other(400, _)));
+    }
+
+    #[tokio::test]
+    async fn rewind_replays_what_was_read_first() {
+        let mut stream = Rewind::new(b"abc".to_vec(), &b"def"[..]);
+        let mut all = String::new();
+        stream.read_to_string(&mut all).await.expect("reads");
+        assert_eq!(all, "abcdef");
+    }
+}
