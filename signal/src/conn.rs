@@ -111,6 +111,7 @@ where
         .read_buffer_size(4096)
         .max_message_size(Some(config.max_frame_bytes))
         .max_frame_size(Some(config.max_frame_bytes));
+    #[allow(clippy::result_large_err)] // the signature is tungstenite's callback type
     let check = |req: &HttpRequest, resp: Response| check_request(req, resp, &config.allowed_origins);
     let handshake = tokio_tungstenite::accept_hdr_async_with_config(stream, check, Some(ws_config));
     match tokio::time::timeout(config.handshake_timeout, handshake).await {
