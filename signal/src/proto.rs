@@ -349,6 +349,21 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// No text frame makes the parser panic; it yields a message or a refusal.
+        #[test]
+        fn parsing_any_text_never_panics(text in ".{0,200}") {
+            let _ = ClientMessage::parse(&text);
+        }
+
+        /// Nor does anything shaped like our messages with arbitrary values in it.
+        #[test]
+        fn parsing_near_messages_never_panics(kind in "join|signal|[a-z]{0,6}", a in ".{0,40}", b in ".{0,40}", n in proptest::num::i64::ANY) {
+            let text = format!(r#"{{"type":"{kind}","room":{a:?},"name":{b:?},"version":{n},"to":{a:?},"signal":{{"candidate":{{"candidate":{b:?}}}}}}}"#);
+            let _ = ClientMessage::parse(&text);
+        }
+    }
+
     #[test]
     fn labels_refuse_control_characters_and_overlong_names() {
         assert!(validate_room("general").is_ok());

@@ -186,6 +186,69 @@ mod tests {
         assert_eq!(r.route(&id("p4"), &id("p1")).expect_err("not joined").code, ErrorCode::NotJoined);
     }
 
+    mod properties {
+        use std::collections::HashMap;
+
+        use proptest::prelude::*;
+
+        use super::*;
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            Join { peer: u8, room: u8 },
+            Leave { peer: u8 },
+            Route { from: u8, to: u8 },
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                (0..12u8, 0..4u8).prop_map(|(peer, room)| Op::Join { peer, room }),
+                (0..12u8).prop_map(|peer| Op::Leave { peer }),
+                (0..12u8, 0..12u8).prop_map(|(from, to)| Op::Route { from, to }),
+            ]
+        }
+
+        proptest! {
+            /// Whatever happens, a signal is allowed exactly between two different members
+            /// of one room, and rooms never exceed their limit.
+            #[test]
+            fn routing_never_crosses_rooms(ops in proptest::collection::vec(op(), 1..200)) {
+                let mut registry = Registry::new(3, 4);
+                // Our own model of who is in which room.
+                let mut model: HashMap<u8, u8> = HashMap::new();
+                let pid = |n: u8| PeerId(format!("p{n}"));
+                for n in 0..12 {
+                    registry.connect(pid(n));
+                }
+                for op in ops {
+                    match op {
+                        Op::Join { peer, room } => {
+                            if registry.join(&pid(peer), &format!("r{room}"), "x").is_ok() {
+                                prop_assert!(!model.contains_key(&peer), "joined twice");
+                                model.insert(peer, room);
+                            }
+                        }
+                        Op::Leave { peer } => {
+                            registry.disconnect(&pid(peer));
+                            registry.connect(pid(peer));
+                            model.remove(&peer);
+                        }
+                        Op::Route { from, to } => {
+                            let allowed = registry.route(&pid(from), &pid(to)).is_ok();
+                            let same_room = from != to && model.contains_key(&from) && model.get(&from) == model.get(&to);
+                            prop_assert_eq!(allowed, same_room);
+                        }
+                    }
+                    let mut sizes: HashMap<u8, usize> = HashMap::new();
+                    for room in model.values() {
+                        *sizes.entry(*room).or_default() += 1;
+                    }
+                    prop_assert!(sizes.len() <= 3 && sizes.values().all(|n| *n <= 4));
+                }
+            }
+        }
+    }
+
     #[test]
     fn relay_forgets_peer_that_disconnects_and_empty_rooms() {
         let mut r = registry(&["p1", "p2"]);
