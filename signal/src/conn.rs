@@ -40,6 +40,10 @@ enum Ending {
     Broken,
 }
 
+/// tungstenite's read buffer, allocated up front for every connection and grown only for
+/// a larger frame: signaling frames are small, and idle connections are most of them.
+const READ_BUFFER: usize = 1024;
+
 /// Consecutive rate-limited frames after which the connection is closed (1008).
 const MAX_RATE_VIOLATIONS: u32 = 100;
 
@@ -108,7 +112,7 @@ where
 {
     let config = &shared.config;
     let ws_config = WebSocketConfig::default()
-        .read_buffer_size(4096)
+        .read_buffer_size(READ_BUFFER)
         .max_message_size(Some(config.max_frame_bytes))
         .max_frame_size(Some(config.max_frame_bytes));
     #[allow(clippy::result_large_err)] // the signature is tungstenite's callback type
