@@ -34,6 +34,10 @@ pub struct Cli {
     #[arg(long, short, env = "PEERTALK_SIGNAL")]
     pub signal: Option<String>,
 
+    /// The relay's room secret, if it requires one.
+    #[arg(long, value_name = "SECRET", env = "PEERTALK_ROOM_SECRET", hide_env_values = true)]
+    pub room_secret: Option<String>,
+
     /// STUN or TURN server (stun:HOST:PORT, turn:HOST:PORT); repeatable. None by default:
     /// nothing outside the relay is contacted unless you ask.
     #[arg(long = "ice-server", value_name = "URL", env = "PEERTALK_ICE_SERVERS", value_delimiter = ',')]
@@ -129,6 +133,7 @@ pub struct Config {
     pub room: String,
     pub name: String,
     pub signal: SignalTarget,
+    pub room_secret: Option<String>,
     pub ice_servers: Vec<IceServer>,
     pub bind: Vec<SocketAddr>,
     pub format: OutputFormat,
@@ -174,6 +179,7 @@ impl Cli {
             room: self.room,
             name,
             signal,
+            room_secret: self.room_secret,
             ice_servers,
             bind,
             format: if self.json { OutputFormat::Json } else { OutputFormat::Text },

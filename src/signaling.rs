@@ -55,13 +55,17 @@ pub struct Joined {
 }
 
 /// Connects to `url`, joins `room` as `name`, and returns once welcomed.
-pub async fn join(url: &str, room: &str, name: &str) -> Result<Joined, JoinError> {
+pub async fn join(url: &str, room: &str, name: &str, secret: Option<&str>) -> Result<Joined, JoinError> {
     let attempt = async {
         let (mut ws, _) = tokio_tungstenite::connect_async(url)
             .await
             .map_err(|e| JoinError::Unreachable { url: url.to_owned(), reason: e.to_string() })?;
-        let join =
-            ClientMessage::Join { room: room.to_owned(), name: name.to_owned(), version: PROTOCOL_VERSION };
+        let join = ClientMessage::Join {
+            room: room.to_owned(),
+            name: name.to_owned(),
+            version: PROTOCOL_VERSION,
+            secret: secret.map(str::to_owned),
+        };
         ws.send(Message::Text(join.to_json().into()))
             .await
             .map_err(|e| JoinError::Unreachable { url: url.to_owned(), reason: e.to_string() })?;

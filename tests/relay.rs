@@ -293,3 +293,27 @@ async fn only_allowed_browser_origins_may_connect() {
     tokio_tungstenite::connect_async(with_origin("https://good.example")).await.expect("allowed origin");
     RawWs::join(&relay.url, "r", "cli-without-origin").await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_a_room_secret_only_clients_that_know_it_may_join() {
+    let relay = Relay::start_with(&["--listen", "127.0.0.1:0", "--room-secret", "s3cret"]).await;
+    let mut raw = RawWs::connect(&relay.url).await;
+    for join in [
+        json!({"type": "join", "room": "r", "name": "eve", "version": 1}),
+        json!({"type": "join", "room": "r", "name": "eve", "version": 1, "secret": "guess"}),
+    ] {
+        raw.send_json(&join).await;
+        assert_eq!(raw.recv().await["code"], "forbidden");
+    }
+    raw.send_json(&json!({"type": "join", "room": "r", "name": "ann", "version": 1, "secret": "s3cret"}))
+        .await;
+    assert_eq!(raw.recv().await["type"], "welcome");
+
+    let refused = common::Client::start(Some(&relay.url), "r", "mallory", &["--send", "hi"]).finish().await;
+    assert_eq!(refused.code, Some(4), "{}", refused.stderr);
+    assert!(refused.stderr.contains("room secret"), "{}", refused.stderr);
+    let secret = ["--room-secret", "s3cret"];
+    let (mut alice, mut bob) = connected_pair(&relay.url, "ok", ("alice", &secret), ("bob", &secret)).await;
+    alice.say("members only").await;
+    assert_eq!(bob.expect_type("message").await["text"], "members only");
+}

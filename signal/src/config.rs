@@ -30,6 +30,8 @@ pub struct RelayConfig {
     /// Browser origins allowed to connect (`https://chat.example.org`); empty allows all.
     /// Clients that send no `Origin` (anything but a browser) are not affected.
     pub allowed_origins: Vec<String>,
+    /// When set, every join must carry this secret (else `forbidden`).
+    pub room_secret: Option<String>,
 }
 
 impl Default for RelayConfig {
@@ -46,6 +48,7 @@ impl Default for RelayConfig {
             ping_interval: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(60),
             allowed_origins: Vec::new(),
+            room_secret: None,
         }
     }
 }

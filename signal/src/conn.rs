@@ -195,7 +195,7 @@ async fn serve<S>(
                 }
                 match frame {
                 Some(Ok(Message::Text(text))) => {
-                    if let Err(refusal) = conn.on_text(&text).await
+                    if let Err(refusal) = conn.on_text(&text, config.room_secret.as_deref()).await
                         && refuse(&mut ws, refusal, metrics).await.is_err()
                     {
                         break Ending::Broken;
@@ -275,9 +275,17 @@ struct Conn {
 
 impl Conn {
     /// Handles one text frame; a refusal is answered to this client alone.
-    async fn on_text(&mut self, text: &str) -> Result<(), Refusal> {
+    async fn on_text(&mut self, text: &str, room_secret: Option<&str>) -> Result<(), Refusal> {
         let command = match ClientMessage::parse(text)? {
-            ClientMessage::Join { room, name, version } => {
+            ClientMessage::Join { room, name, version, secret } => {
+                if let Some(expected) = room_secret
+                    && !secret.as_deref().is_some_and(|given| same_secret(given, expected))
+                {
+                    return Err(Refusal::new(
+                        ErrorCode::Forbidden,
+                        "This relay admits only clients that know its room secret; ask its operator for it (peertalk --room-secret).",
+                    ));
+                }
                 if version != PROTOCOL_VERSION {
                     return Err(Refusal::new(
                         ErrorCode::UnsupportedVersion,
@@ -302,6 +310,13 @@ impl Conn {
         let _ = self.hub.send(command).await;
         Ok(())
     }
+}
+
+/// Compares secrets in time that depends only on their lengths, so timing does not tell
+/// an attacker how much of a guess was right.
+fn same_secret(given: &str, expected: &str) -> bool {
+    given.len() == expected.len()
+        && given.bytes().zip(expected.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
 }
 
 /// Only the root path speaks the protocol (anything else is a 404), and a browser's

@@ -69,6 +69,10 @@ struct Cli {
     )]
     allowed_origins: Vec<String>,
 
+    /// A shared secret every join must carry; without it, any client may join any room.
+    #[arg(long, value_name = "SECRET", env = "PEERTALK_SIGNAL_ROOM_SECRET", hide_env_values = true)]
+    room_secret: Option<String>,
+
     /// Log format on stderr.
     #[arg(long, env = "PEERTALK_SIGNAL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -130,6 +134,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         idle_timeout: Duration::from_secs_f64(cli.idle_timeout),
         handshake_timeout: Duration::from_secs_f64(cli.handshake_timeout),
         allowed_origins: cli.allowed_origins,
+        room_secret: cli.room_secret,
         ..RelayConfig::default()
     };
     peertalk_signal::serve(listener, config, shutdown_signal()).await?;

@@ -45,7 +45,14 @@ pub struct PeerInfo {
 #[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum ClientMessage {
     /// Enter a room. Must be the first message; a connection is in at most one room.
-    Join { room: String, name: String, version: u32 },
+    Join {
+        room: String,
+        name: String,
+        version: u32,
+        /// The relay's shared secret, when it requires one (`--room-secret`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        secret: Option<String>,
+    },
     /// Hand a signal to one member of the same room.
     Signal { to: PeerId, signal: Signal },
 }
@@ -141,6 +148,8 @@ pub enum ErrorCode {
     ServerFull,
     /// Messages came faster than the relay's per-connection rate; this one was dropped.
     RateLimited,
+    /// The relay requires a room secret and the join did not carry the right one.
+    Forbidden,
 }
 
 impl ErrorCode {
@@ -163,6 +172,7 @@ impl ErrorCode {
             Self::TooManyRooms => "too-many-rooms",
             Self::ServerFull => "server-full",
             Self::RateLimited => "rate-limited",
+            Self::Forbidden => "forbidden",
         }
     }
 }
@@ -316,7 +326,10 @@ mod tests {
     fn join_round_trips_in_its_documented_shape() {
         let text = r#"{"type":"join","room":"demo","name":"alice","version":1}"#;
         let msg = ClientMessage::parse(text).expect("parses");
-        assert_eq!(msg, ClientMessage::Join { room: "demo".into(), name: "alice".into(), version: 1 });
+        assert_eq!(
+            msg,
+            ClientMessage::Join { room: "demo".into(), name: "alice".into(), version: 1, secret: None }
+        );
         assert_eq!(msg.to_json(), text);
     }
 
