@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use peertalk_signal::proto;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
 
 use crate::exit::EXIT_CODES_HELP;
 
@@ -29,10 +31,14 @@ pub struct Cli {
     #[arg(long, short, env = "PEERTALK_NAME")]
     pub name: Option<String>,
 
-    /// Relay URL (ws://HOST:PORT). Without it, ws://127.0.0.1:8787 is used, and started
-    /// in-process if nothing listens there.
+    /// Relay URL (ws://HOST:PORT or wss://HOST:PORT). Without it, ws://127.0.0.1:8787 is
+    /// used, and started in-process if nothing listens there.
     #[arg(long, short, env = "PEERTALK_SIGNAL")]
     pub signal: Option<String>,
+
+    /// Also trust the CA certificates in this PEM file for wss:// (a relay with a private CA).
+    #[arg(long, value_name = "PATH", env = "PEERTALK_CA_FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
 
     /// The relay's room secret, if it requires one.
     #[arg(long, value_name = "SECRET", env = "PEERTALK_ROOM_SECRET", hide_env_values = true)]
@@ -133,6 +139,8 @@ pub struct Config {
     pub room: String,
     pub name: String,
     pub signal: SignalTarget,
+    /// Extra CA certificates to trust for wss://, from --ca-file.
+    pub extra_roots: Vec<CertificateDer<'static>>,
     pub room_secret: Option<String>,
     pub ice_servers: Vec<IceServer>,
     pub bind: Vec<SocketAddr>,
@@ -179,6 +187,10 @@ impl Cli {
             room: self.room,
             name,
             signal,
+            extra_roots: match &self.ca_file {
+                Some(path) => load_ca_file(path)?,
+                None => Vec::new(),
+            },
             room_secret: self.room_secret,
             ice_servers,
             bind,
@@ -205,10 +217,21 @@ fn check_signal_url(url: &str) -> Result<String, String> {
         return Err(format!("--signal {url:?}: give a WebSocket URL such as ws://127.0.0.1:8787"));
     };
     match scheme {
-        "ws" if !rest.is_empty() => Ok(url.to_owned()),
-        "wss" => Err(format!("--signal {url:?}: this build has no TLS support yet; use a ws:// relay")),
-        _ => Err(format!("--signal {url:?}: the URL must start with ws://, e.g. ws://127.0.0.1:8787")),
+        "ws" | "wss" if !rest.is_empty() => Ok(url.to_owned()),
+        _ => Err(format!(
+            "--signal {url:?}: the URL must start with ws:// or wss://, e.g. ws://127.0.0.1:8787"
+        )),
     }
+}
+
+fn load_ca_file(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .and_then(Iterator::collect)
+        .map_err(|e| format!("--ca-file {}: could not read PEM certificates ({e})", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("--ca-file {}: the file holds no PEM certificate", path.display()));
+    }
+    Ok(certs)
 }
 
 fn check_ice_server(

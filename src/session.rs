@@ -209,7 +209,9 @@ pub fn now_ms() -> u64 {
 /// relay in this process.
 async fn connect(config: &Config, ui: &mut impl Frontend) -> Result<(Joined, Option<HostedRelay>), Outcome> {
     let url = config.signal.url();
-    let first = signaling::join(url, &config.room, &config.name, config.room_secret.as_deref()).await;
+    let tls = signaling::client_tls(&config.extra_roots);
+    let secret = config.room_secret.as_deref();
+    let first = signaling::join(url, &config.room, &config.name, secret, &tls).await;
     match (first, &config.signal) {
         (Ok(joined), _) => Ok((joined, None)),
         (Err(JoinError::Unreachable { .. }), SignalTarget::Default) => {
@@ -218,9 +220,8 @@ async fn connect(config: &Config, ui: &mut impl Frontend) -> Result<(Joined, Opt
                 let _ = ui.show(&Notice::HostingRelay { url: url.to_owned() }).await;
                 let _ = ui.flush().await;
             }
-            let joined = signaling::join(url, &config.room, &config.name, config.room_secret.as_deref())
-                .await
-                .map_err(join_outcome)?;
+            let joined =
+                signaling::join(url, &config.room, &config.name, secret, &tls).await.map_err(join_outcome)?;
             Ok((joined, hosted))
         }
         (Err(e), _) => Err(join_outcome(e)),

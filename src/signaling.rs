@@ -1,16 +1,18 @@
 //! The client's side of the relay: connect, join a room, then carry protocol messages
 //! both ways on a task of its own until the socket closes.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use peertalk_signal::proto::{
     ClientMessage, ErrorCode, PROTOCOL_VERSION, PeerId, PeerInfo, ServerMessage, Signal,
 };
+use rustls_pki_types::CertificateDer;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 use tracing::debug;
 
 /// How long connecting and joining may take before the relay counts as unreachable.
@@ -55,11 +57,18 @@ pub struct Joined {
 }
 
 /// Connects to `url`, joins `room` as `name`, and returns once welcomed.
-pub async fn join(url: &str, room: &str, name: &str, secret: Option<&str>) -> Result<Joined, JoinError> {
+pub async fn join(
+    url: &str,
+    room: &str,
+    name: &str,
+    secret: Option<&str>,
+    tls: &Arc<rustls::ClientConfig>,
+) -> Result<Joined, JoinError> {
     let attempt = async {
-        let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        let connector = url.starts_with("wss://").then(|| Connector::Rustls(tls.clone()));
+        let (mut ws, _) = tokio_tungstenite::connect_async_tls_with_config(url, None, false, connector)
             .await
-            .map_err(|e| JoinError::Unreachable { url: url.to_owned(), reason: e.to_string() })?;
+            .map_err(|e| JoinError::Unreachable { url: url.to_owned(), reason: explain(&e) })?;
         let join = ClientMessage::Join {
             room: room.to_owned(),
             name: name.to_owned(),
@@ -81,6 +90,32 @@ pub async fn join(url: &str, room: &str, name: &str, secret: Option<&str>) -> Re
     let (events_tx, events) = mpsc::channel(256);
     tokio::spawn(pump(ws, outgoing_rx, events_tx));
     Ok(Joined { me, peers, outgoing, events })
+}
+
+/// The connection error, with the fix when it is about trusting the relay's certificate.
+fn explain(e: &tokio_tungstenite::tungstenite::Error) -> String {
+    let text = e.to_string();
+    if text.contains("certificate") || text.contains("UnknownIssuer") {
+        format!("{text}; if the relay's certificate comes from a private CA, pass that CA with --ca-file")
+    } else {
+        text
+    }
+}
+
+/// TLS settings for wss:// relays: the system's trusted roots plus `extra` (--ca-file).
+#[must_use]
+pub fn client_tls(extra: &[CertificateDer<'static>]) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    // Unreadable system certificates cost those roots only; --ca-file still works.
+    let native = rustls_native_certs::load_native_certs();
+    roots.add_parsable_certificates(native.certs);
+    roots.add_parsable_certificates(extra.iter().cloned());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map(|builder| builder.with_root_certificates(roots).with_no_client_auth());
+    // The ring provider supports the safe default versions; this cannot fail.
+    Arc::new(config.expect("ring supports TLS 1.2 and 1.3"))
 }
 
 async fn await_welcome(ws: &mut Socket, url: &str) -> Result<(PeerId, Vec<PeerInfo>), JoinError> {

@@ -1,5 +1,6 @@
 //! The relay's tunable limits.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::proto::DEFAULT_MAX_FRAME_BYTES;
@@ -32,6 +33,8 @@ pub struct RelayConfig {
     pub allowed_origins: Vec<String>,
     /// When set, every join must carry this secret (else `forbidden`).
     pub room_secret: Option<String>,
+    /// When set, connections speak TLS (`wss://`, `https://` for the endpoints).
+    pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
 }
 
 impl Default for RelayConfig {
@@ -49,6 +52,7 @@ impl Default for RelayConfig {
             idle_timeout: Duration::from_secs(60),
             allowed_origins: Vec::new(),
             room_secret: None,
+            tls: None,
         }
     }
 }

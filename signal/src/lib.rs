@@ -21,6 +21,8 @@ mod metrics;
 mod room;
 #[cfg(feature = "server")]
 mod server;
+#[cfg(feature = "server")]
+pub mod tls;
 
 #[cfg(feature = "server")]
 pub use config::RelayConfig;

@@ -69,6 +69,14 @@ struct Cli {
     )]
     allowed_origins: Vec<String>,
 
+    /// PEM certificate (with its chain) to serve TLS: clients then use wss://.
+    #[arg(long, value_name = "PATH", env = "PEERTALK_SIGNAL_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+
+    /// PEM private key for --tls-cert.
+    #[arg(long, value_name = "PATH", env = "PEERTALK_SIGNAL_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+
     /// A shared secret every join must carry; without it, any client may join any room.
     #[arg(long, value_name = "SECRET", env = "PEERTALK_SIGNAL_ROOM_SECRET", hide_env_values = true)]
     room_secret: Option<String>,
@@ -117,11 +125,16 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    let tls = match (&cli.tls_cert, &cli.tls_key) {
+        (Some(cert), Some(key)) => Some(peertalk_signal::tls::server_config(cert, key)?),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "wss" } else { "ws" };
     let listener = TcpListener::bind(cli.listen).await.with_context(|| {
         format!("could not listen on {}; is another relay already running there? Pick another address with --listen", cli.listen)
     })?;
     let addr = listener.local_addr().context("the listening socket has no address")?;
-    println!("peertalk-signal listening on ws://{addr}");
+    println!("peertalk-signal listening on {scheme}://{addr}");
     tracing::info!(%addr, "listening");
     let config = RelayConfig {
         max_frame_bytes: cli.max_frame_bytes,
@@ -135,6 +148,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         handshake_timeout: Duration::from_secs_f64(cli.handshake_timeout),
         allowed_origins: cli.allowed_origins,
         room_secret: cli.room_secret,
+        tls,
         ..RelayConfig::default()
     };
     peertalk_signal::serve(listener, config, shutdown_signal()).await?;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 use tracing::{info, warn};
 
 use crate::config::RelayConfig;
@@ -64,7 +65,16 @@ pub async fn serve(
                     tracing::debug!(peer = %id, %addr, "accepted");
                     let (shared, hub_tx, stop_rx) = (shared.clone(), hub_tx.clone(), stop_rx.clone());
                     connections.spawn(async move {
-                        conn::accept(stream, id, &shared, hub_tx, stop_rx, false).await;
+                        match shared.config.tls.clone() {
+                            None => conn::accept(stream, id, &shared, hub_tx, stop_rx, false).await,
+                            Some(tls) => {
+                                let handshake = TlsAcceptor::from(tls).accept(stream);
+                                match tokio::time::timeout(shared.config.handshake_timeout, handshake).await {
+                                    Ok(Ok(stream)) => conn::accept(stream, id, &shared, hub_tx, stop_rx, false).await,
+                                    _ => shared.metrics.rejected("tls-handshake"),
+                                }
+                            }
+                        }
                     });
                 }
                 // Running out of file descriptors or a reset before accept: keep serving.

@@ -68,8 +68,10 @@ impl Relay {
             .expect("read relay stdout")
             .expect("relay printed a line");
         let url = first.rsplit(' ').next().expect("address at the end of the line").to_owned();
-        assert!(url.starts_with("ws://"), "unexpected first line {first:?}");
-        let addr = url.trim_start_matches("ws://").to_owned();
+        let addr = match url.split_once("://") {
+            Some(("ws" | "wss", addr)) => addr.to_owned(),
+            _ => panic!("unexpected first line {first:?}"),
+        };
         Self { child, url, addr }
     }
 
