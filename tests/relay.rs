@@ -317,3 +317,25 @@ async fn with_a_room_secret_only_clients_that_know_it_may_join() {
     alice.say("members only").await;
     assert_eq!(bob.expect_type("message").await["text"], "members only");
 }
+
+#[tokio::test]
+async fn a_config_file_sets_limits_and_flags_override_it() {
+    let path = std::env::temp_dir().join(format!("peertalk-relay-{}.toml", std::process::id()));
+    std::fs::write(
+        &path,
+        "listen = \"127.0.0.1:0\"\nmax-peers-per-room = 1\nallowed-origin = [\"https://a.example\"]\n",
+    )
+    .expect("write config");
+    let config = path.display().to_string();
+
+    let relay = Relay::start_with(&["--config", &config]).await;
+    let (_alice, _) = RawWs::join(&relay.url, "solo", "alice").await;
+    let mut bob = RawWs::connect(&relay.url).await;
+    bob.send_json(&json!({"type": "join", "room": "solo", "name": "bob", "version": 1})).await;
+    assert_eq!(bob.recv().await["code"], "room-full", "the file's limit applies");
+
+    let relay = Relay::start_with(&["--config", &config, "--max-peers-per-room", "2"]).await;
+    let (_alice, _) = RawWs::join(&relay.url, "duo", "alice").await;
+    RawWs::join(&relay.url, "duo", "bob").await;
+    let _ = std::fs::remove_file(path);
+}

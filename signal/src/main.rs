@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use peertalk_signal::RelayConfig;
 use peertalk_signal::proto::DEFAULT_MAX_FRAME_BYTES;
 use tokio::net::TcpListener;
@@ -21,6 +21,11 @@ On start the relay prints one line to stdout, \"peertalk-signal listening on ws:
 Exit codes: 0 stopped cleanly, 1 could not listen, 2 bad arguments."
 )]
 struct Cli {
+    /// A TOML file of settings named like these flags (max-peers-per-room = 8); flags and
+    /// environment variables override it.
+    #[arg(long, value_name = "PATH", env = "PEERTALK_SIGNAL_CONFIG")]
+    config: Option<std::path::PathBuf>,
+
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, env = "PEERTALK_LISTEN", default_value = "127.0.0.1:8787")]
     listen: SocketAddr,
@@ -107,7 +112,10 @@ fn positive_seconds(s: &str) -> Result<f64, String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse_cli() {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let logs = tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr);
@@ -153,6 +161,77 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     peertalk_signal::serve(listener, config, shutdown_signal()).await?;
     Ok(())
+}
+
+/// Parses the command line, with the settings of a `--config` TOML file as defaults:
+/// a flag beats its environment variable, which beats the file, which beats the built-in
+/// default. The file's keys are the flags' names (`max-peers-per-room = 8`).
+fn parse_cli() -> Result<Cli, clap::Error> {
+    let mut command = Cli::command();
+    if let Some(path) = config_path() {
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            command.error(clap::error::ErrorKind::Io, format!("could not read the config file {path}: {e}"))
+        })?;
+        let table: toml::Table = toml::from_str(&text).map_err(|e| {
+            command.error(
+                clap::error::ErrorKind::InvalidValue,
+                format!("the config file {path} is not valid TOML: {e}"),
+            )
+        })?;
+        for (key, value) in table {
+            let known =
+                command.get_arguments().any(|a| a.get_long() == Some(key.as_str()) && key != "config");
+            if !known {
+                return Err(command.error(
+                    clap::error::ErrorKind::UnknownArgument,
+                    format!("the config file {path} sets {key:?}, which is not a setting; settings are named like the flags"),
+                ));
+            }
+            let Some(value) = setting_text(&value) else {
+                return Err(command.error(
+                    clap::error::ErrorKind::InvalidValue,
+                    format!("the config file {path} sets {key:?} to a table or a date; give a number, text, true/false or a list"),
+                ));
+            };
+            let id = command
+                .get_arguments()
+                .find(|a| a.get_long() == Some(key.as_str()))
+                .map(|a| a.get_id().clone());
+            if let Some(id) = id {
+                command = command.mut_arg(id, |arg| arg.default_value(value));
+            }
+        }
+    }
+    Cli::from_arg_matches(&command.try_get_matches()?)
+}
+
+/// A TOML value as the text its flag would take; lists join with commas.
+fn setting_text(value: &toml::Value) -> Option<String> {
+    match value {
+        toml::Value::String(s) => Some(s.clone()),
+        toml::Value::Integer(n) => Some(n.to_string()),
+        toml::Value::Float(x) => Some(x.to_string()),
+        toml::Value::Boolean(b) => Some(b.to_string()),
+        toml::Value::Array(items) => {
+            items.iter().map(setting_text).collect::<Option<Vec<_>>>().map(|v| v.join(","))
+        }
+        _ => None,
+    }
+}
+
+/// The `--config` path from the command line or `PEERTALK_SIGNAL_CONFIG`, looked for before
+/// the full parse because its contents shape that parse.
+fn config_path() -> Option<String> {
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        if arg == "--config" {
+            return args.next();
+        }
+        if let Some(path) = arg.strip_prefix("--config=") {
+            return Some(path.to_owned());
+        }
+    }
+    std::env::var("PEERTALK_SIGNAL_CONFIG").ok()
 }
 
 /// Completes on Ctrl-C or SIGTERM.
