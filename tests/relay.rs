@@ -339,3 +339,19 @@ async fn a_config_file_sets_limits_and_flags_override_it() {
     RawWs::join(&relay.url, "duo", "bob").await;
     let _ = std::fs::remove_file(path);
 }
+
+#[tokio::test]
+async fn with_metrics_listen_the_endpoints_move_off_the_public_port() {
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("probe");
+        probe.local_addr().expect("addr").port()
+    };
+    let private = format!("127.0.0.1:{port}");
+    let relay = Relay::start_with(&["--listen", "127.0.0.1:0", "--metrics-listen", &private]).await;
+    RawWs::join(&relay.url, "r", "alice").await;
+    let (status, body) = http_get(&private, "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("peertalk_signal_connections_total 1"), "{body}");
+    assert_eq!(http_get(&private, "/healthz").await.0, 200);
+    assert_eq!(http_get(&relay.addr, "/metrics").await.0, 404, "not on the public port");
+}

@@ -1,5 +1,6 @@
 //! The relay's tunable limits.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,6 +34,8 @@ pub struct RelayConfig {
     pub allowed_origins: Vec<String>,
     /// When set, every join must carry this secret (else `forbidden`).
     pub room_secret: Option<String>,
+    /// Where to serve `/healthz` and `/metrics` instead of the main port (plain HTTP).
+    pub metrics_listen: Option<SocketAddr>,
     /// When set, connections speak TLS (`wss://`, `https://` for the endpoints).
     pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
 }
@@ -52,6 +55,7 @@ impl Default for RelayConfig {
             idle_timeout: Duration::from_secs(60),
             allowed_origins: Vec::new(),
             room_secret: None,
+            metrics_listen: None,
             tls: None,
         }
     }

@@ -68,20 +68,12 @@ pub async fn accept<S>(
         Err(_) => return metrics.rejected("handshake-timeout"),
     };
     match request {
-        Route::Health => http::respond(&mut stream, 200, "text/plain; charset=utf-8", "ok\n").await,
-        Route::Metrics => {
-            let body = metrics.render();
-            http::respond(
-                &mut stream,
-                200,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                &body,
-            )
-            .await;
+        // With a separate --metrics-listen, the endpoints stay off the public port.
+        Route::Health | Route::Metrics if shared.config.metrics_listen.is_some() => {
+            http::answer(&mut stream, Route::Other(404, "not served on this address\n"), metrics).await;
         }
-        Route::Other(status, body) => {
-            metrics.rejected("bad-request");
-            http::respond(&mut stream, status, "text/plain; charset=utf-8", body).await;
+        Route::Health | Route::Metrics | Route::Other(..) => {
+            http::answer(&mut stream, request, metrics).await
         }
         Route::Upgrade => {
             let Some(mut ws) = handshake(Rewind::new(head, stream), &id, shared).await else { return };

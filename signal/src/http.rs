@@ -8,6 +8,8 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
+use crate::metrics::Metrics;
+
 /// The largest request head accepted.
 const MAX_HEAD: usize = 8 * 1024;
 
@@ -53,6 +55,31 @@ pub async fn read_request<S: AsyncRead + Unpin>(stream: &mut S) -> io::Result<(R
             Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => {}
             Ok(httparse::Status::Partial) => return Ok((Route::Other(431, "request head too large\n"), buf)),
             Err(_) => return Ok((Route::Other(400, "not an HTTP request\n"), buf)),
+        }
+    }
+}
+
+/// Answers an endpoint request: `/healthz`, `/metrics`, or an error.
+pub async fn answer<S: AsyncWrite + Unpin>(stream: &mut S, route: Route, metrics: &Metrics) {
+    match route {
+        Route::Health => respond(stream, 200, "text/plain; charset=utf-8", "ok\n").await,
+        Route::Metrics => {
+            let body = metrics.render();
+            respond(stream, 200, "application/openmetrics-text; version=1.0.0; charset=utf-8", &body).await;
+        }
+        Route::Other(status, body) => {
+            metrics.rejected("bad-request");
+            respond(stream, status, "text/plain; charset=utf-8", body).await;
+        }
+        Route::Upgrade => {
+            metrics.rejected("bad-request");
+            respond(
+                stream,
+                400,
+                "text/plain; charset=utf-8",
+                "this address serves only /healthz and /metrics\n",
+            )
+            .await;
         }
     }
 }

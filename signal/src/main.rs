@@ -74,6 +74,10 @@ struct Cli {
     )]
     allowed_origins: Vec<String>,
 
+    /// Serve /healthz and /metrics on this address (plain HTTP) instead of the main port.
+    #[arg(long, value_name = "ADDR", env = "PEERTALK_SIGNAL_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
+
     /// PEM certificate (with its chain) to serve TLS: clients then use wss://.
     #[arg(long, value_name = "PATH", env = "PEERTALK_SIGNAL_TLS_CERT", requires = "tls_key")]
     tls_cert: Option<std::path::PathBuf>,
@@ -156,10 +160,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         handshake_timeout: Duration::from_secs_f64(cli.handshake_timeout),
         allowed_origins: cli.allowed_origins,
         room_secret: cli.room_secret,
+        metrics_listen: cli.metrics_listen,
         tls,
         ..RelayConfig::default()
     };
-    peertalk_signal::serve(listener, config, shutdown_signal()).await?;
+    let metrics_listen = config.metrics_listen;
+    peertalk_signal::serve(listener, config, shutdown_signal()).await.with_context(
+        || match metrics_listen {
+            Some(addr) => format!(
+                "could not serve /metrics on {addr}; is that address free? Pick another with --metrics-listen"
+            ),
+            None => "the relay stopped on an I/O error".to_owned(),
+        },
+    )?;
     Ok(())
 }
 

@@ -14,7 +14,7 @@ use tracing::{info, warn};
 use crate::config::RelayConfig;
 use crate::metrics::Metrics;
 use crate::proto::PeerId;
-use crate::{conn, hub};
+use crate::{conn, http, hub};
 
 /// What every task of the relay reads: its settings and its counters.
 pub struct Shared {
@@ -33,7 +33,12 @@ pub async fn serve(
     config: RelayConfig,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
+    let endpoints = match config.metrics_listen {
+        Some(addr) => Some(TcpListener::bind(addr).await?),
+        None => None,
+    };
     let shared = Arc::new(Shared { config, metrics: Metrics::default() });
+    let endpoints_task = endpoints.map(|listener| tokio::spawn(serve_endpoints(listener, shared.clone())));
     let (hub_tx, hub_rx) = mpsc::channel(1024);
     let hub_task = tokio::spawn(hub::run(hub_rx, shared.clone()));
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -102,5 +107,24 @@ pub async fn serve(
     }
     drop(hub_tx);
     let _ = hub_task.await;
+    if let Some(task) = endpoints_task {
+        task.abort();
+    }
     Ok(())
+}
+
+/// Serves only `/healthz` and `/metrics`, on the separate --metrics-listen address.
+async fn serve_endpoints(listener: TcpListener, shared: Arc<Shared>) {
+    info!(addr = ?listener.local_addr().ok(), "serving /healthz and /metrics");
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else { continue };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let read =
+                tokio::time::timeout(shared.config.handshake_timeout, http::read_request(&mut stream)).await;
+            if let Ok(Ok((route, _))) = read {
+                http::answer(&mut stream, route, &shared.metrics).await;
+            }
+        });
+    }
 }
