@@ -115,7 +115,15 @@ async fn main() {
     let idle: Vec<Ws> = conns.collect();
 
     let (rate, _) = exchange(&mut pairs, Duration::from_secs_f64(args.seconds), None).await;
-    println!("Forwarding, {active} pairs, unpaced, {:.0} s: {rate:.0} messages/s forwarded", args.seconds);
+    println!(
+        "Forwarding, {active} pairs, one message in flight per pair, {:.0} s: {rate:.0} messages/s forwarded",
+        args.seconds
+    );
+    let rate = pipelined(&mut pairs, Duration::from_secs_f64(args.seconds)).await;
+    println!(
+        "Forwarding, {active} pairs, {WINDOW} messages in flight per direction, {:.0} s: {rate:.0} messages/s forwarded",
+        args.seconds
+    );
     let (paced, latencies) =
         exchange(&mut pairs, Duration::from_secs_f64(args.seconds), Some(args.paced_rate)).await;
     let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
@@ -204,6 +212,81 @@ async fn exchange(
     all.sort_by(f64::total_cmp);
     let rate = received.load(Ordering::Relaxed) as f64 / length.as_secs_f64();
     (rate, all)
+}
+
+/// Messages each direction of a pair may have in flight in the pipelined phase. Bounded:
+/// the relay drops a client whose outbox overflows, as it should a slow consumer.
+const WINDOW: usize = 32;
+
+/// Every pair sends both ways without waiting for each message, up to [`WINDOW`] in
+/// flight per direction; returns forwarded messages per second.
+async fn pipelined(pairs: &mut Vec<(Ws, Ws, String, String)>, length: Duration) -> f64 {
+    let received = Arc::new(AtomicU64::new(0));
+    let barrier = Arc::new(Barrier::new(pairs.len() * 2));
+    let mut tasks = Vec::new();
+    for (a, b, ida, idb) in pairs.drain(..) {
+        let (a_tx, a_rx) = a.split();
+        let (b_tx, b_rx) = b.split();
+        let ab = Arc::new(tokio::sync::Semaphore::new(WINDOW));
+        let ba = Arc::new(tokio::sync::Semaphore::new(WINDOW));
+        let send_ab = tokio::spawn(flood(a_tx, idb.clone(), ab.clone(), barrier.clone(), length));
+        let send_ba = tokio::spawn(flood(b_tx, ida.clone(), ba.clone(), barrier.clone(), length));
+        let recv_b = tokio::spawn(drain(b_rx, ab, received.clone(), length));
+        let recv_a = tokio::spawn(drain(a_rx, ba, received.clone(), length));
+        tasks.push((send_ab, send_ba, recv_a, recv_b, ida, idb));
+    }
+    for (send_ab, send_ba, recv_a, recv_b, ida, idb) in tasks {
+        let (a_tx, b_tx) = (send_ab.await.expect("sender"), send_ba.await.expect("sender"));
+        let (a_rx, b_rx) = (recv_a.await.expect("receiver"), recv_b.await.expect("receiver"));
+        let a = a_tx.reunite(a_rx).expect("same socket");
+        let b = b_tx.reunite(b_rx).expect("same socket");
+        pairs.push((a, b, ida, idb));
+    }
+    received.load(Ordering::Relaxed) as f64 / length.as_secs_f64()
+}
+
+type Sink = futures_util::stream::SplitSink<Ws, Message>;
+type Source = futures_util::stream::SplitStream<Ws>;
+
+async fn flood(
+    mut tx: Sink,
+    to: String,
+    window: Arc<tokio::sync::Semaphore>,
+    start: Arc<Barrier>,
+    length: Duration,
+) -> Sink {
+    let msg = format!(
+        r#"{{"type":"signal","to":"{to}","signal":{{"candidate":{{"candidate":"candidate:0 1 udp 1 127.0.0.1 9 typ host {}"}}}}}}"#,
+        "x".repeat(200)
+    );
+    start.wait().await;
+    let end = Instant::now() + length;
+    while Instant::now() < end {
+        let Ok(permit) = window.acquire().await else { break };
+        permit.forget();
+        if tx.send(Message::Text(msg.clone().into())).await.is_err() {
+            break;
+        }
+    }
+    tx
+}
+
+async fn drain(
+    mut rx: Source,
+    window: Arc<tokio::sync::Semaphore>,
+    received: Arc<AtomicU64>,
+    length: Duration,
+) -> Source {
+    let end = Instant::now() + length + Duration::from_millis(500);
+    // Count until the senders stop, then keep reading (uncounted) for half a second, so
+    // the next phase starts with nothing left in flight.
+    while let Ok(Some(Ok(_))) = tokio::time::timeout_at(end.into(), rx.next()).await {
+        window.add_permits(1);
+        if Instant::now() < end - Duration::from_millis(500) {
+            received.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    rx
 }
 
 /// Sends one stamped signal from `from` to `to` through the relay; returns its latency.

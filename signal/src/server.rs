@@ -69,18 +69,20 @@ pub async fn serve(
                     let id = PeerId(format!("p{next_id}"));
                     tracing::debug!(peer = %id, %addr, "accepted");
                     let (shared, hub_tx, stop_rx) = (shared.clone(), hub_tx.clone(), stop_rx.clone());
-                    connections.spawn(async move {
-                        match shared.config.tls.clone() {
-                            None => conn::accept(stream, id, &shared, hub_tx, stop_rx, false).await,
-                            Some(tls) => {
-                                let handshake = TlsAcceptor::from(tls).accept(stream);
-                                match tokio::time::timeout(shared.config.handshake_timeout, handshake).await {
-                                    Ok(Ok(stream)) => conn::accept(stream, id, &shared, hub_tx, stop_rx, false).await,
-                                    _ => shared.metrics.rejected("tls-handshake"),
-                                }
+                    // Two different tasks, not one with two branches: a future is as large as
+                    // its largest branch, and plain connections must not pay for TLS state.
+                    match shared.config.tls.clone() {
+                        None => connections.spawn(async move {
+                            conn::accept(stream, id, &shared, hub_tx, stop_rx, false).await;
+                        }),
+                        Some(tls) => connections.spawn(async move {
+                            let handshake = TlsAcceptor::from(tls).accept(stream);
+                            match tokio::time::timeout(shared.config.handshake_timeout, handshake).await {
+                                Ok(Ok(stream)) => conn::accept(stream, id, &shared, hub_tx, stop_rx, false).await,
+                                _ => shared.metrics.rejected("tls-handshake"),
                             }
-                        }
-                    });
+                        }),
+                    };
                 }
                 // Running out of file descriptors or a reset before accept: keep serving.
                 Err(e) => {
