@@ -209,9 +209,10 @@ pub fn now_ms() -> u64 {
 /// relay in this process.
 async fn connect(config: &Config, ui: &mut impl Frontend) -> Result<(Joined, Option<HostedRelay>), Outcome> {
     let url = config.signal.url();
-    let tls = signaling::client_tls(&config.extra_roots);
+    // Reading the system's certificate store is wasted work for a plain ws:// relay.
+    let tls = url.starts_with("wss://").then(|| signaling::client_tls(&config.extra_roots));
     let secret = config.room_secret.as_deref();
-    let first = signaling::join(url, &config.room, &config.name, secret, &tls).await;
+    let first = signaling::join(url, &config.room, &config.name, secret, tls.as_ref()).await;
     match (first, &config.signal) {
         (Ok(joined), _) => Ok((joined, None)),
         (Err(JoinError::Unreachable { .. }), SignalTarget::Default) => {
@@ -220,8 +221,9 @@ async fn connect(config: &Config, ui: &mut impl Frontend) -> Result<(Joined, Opt
                 let _ = ui.show(&Notice::HostingRelay { url: url.to_owned() }).await;
                 let _ = ui.flush().await;
             }
-            let joined =
-                signaling::join(url, &config.room, &config.name, secret, &tls).await.map_err(join_outcome)?;
+            let joined = signaling::join(url, &config.room, &config.name, secret, tls.as_ref())
+                .await
+                .map_err(join_outcome)?;
             Ok((joined, hosted))
         }
         (Err(e), _) => Err(join_outcome(e)),

@@ -62,10 +62,10 @@ pub async fn join(
     room: &str,
     name: &str,
     secret: Option<&str>,
-    tls: &Arc<rustls::ClientConfig>,
+    tls: Option<&Arc<rustls::ClientConfig>>,
 ) -> Result<Joined, JoinError> {
     let attempt = async {
-        let connector = url.starts_with("wss://").then(|| Connector::Rustls(tls.clone()));
+        let connector = tls.map(|tls| Connector::Rustls(tls.clone()));
         let (mut ws, _) = tokio_tungstenite::connect_async_tls_with_config(url, None, false, connector)
             .await
             .map_err(|e| JoinError::Unreachable { url: url.to_owned(), reason: explain(&e) })?;

@@ -107,10 +107,8 @@ async fn every_bad_input_gets_its_error_while_another_room_chats_on() {
     assert_eq!(bad.recv().await["code"], "binary-frame");
 
     // Joined, it may not join again, nor signal someone who is not there.
-    bad.send_json(&json!({"type": "join", "room": "noisy", "name": "mallory", "version": 1})).await;
-    assert_eq!(bad.recv().await["type"], "welcome");
-    bad.send_json(&json!({"type": "join", "room": "calm", "name": "mallory", "version": 1})).await;
-    assert_eq!(bad.recv().await["code"], "already-joined");
+    assert_eq!(bad.try_join("noisy", "mallory").await["type"], "welcome");
+    assert_eq!(bad.try_join("calm", "mallory").await["code"], "already-joined");
     bad.send_json(&json!({"type": "signal", "to": "p1", "signal": candidate()})).await;
     assert_eq!(bad.recv().await["code"], "unknown-peer");
 
@@ -177,10 +175,8 @@ async fn a_full_room_refuses_one_more_member() {
     let (_alice, _) = RawWs::join(&relay.url, "small", "alice").await;
     let (_bob, _) = RawWs::join(&relay.url, "small", "bob").await;
     let mut carol = RawWs::connect(&relay.url).await;
-    carol.send_json(&json!({"type": "join", "room": "small", "name": "carol", "version": 1})).await;
-    assert_eq!(carol.recv().await["code"], "room-full");
-    carol.send_json(&json!({"type": "join", "room": "elsewhere", "name": "carol", "version": 1})).await;
-    assert_eq!(carol.recv().await["type"], "welcome", "the connection stays usable");
+    assert_eq!(carol.try_join("small", "carol").await["code"], "room-full");
+    assert_eq!(carol.try_join("elsewhere", "carol").await["type"], "welcome", "the connection stays usable");
 }
 
 #[tokio::test]
@@ -188,10 +184,8 @@ async fn joining_a_new_room_past_the_room_limit_is_refused() {
     let relay = Relay::start_with(&["--listen", "127.0.0.1:0", "--max-rooms", "1"]).await;
     let (_alice, _) = RawWs::join(&relay.url, "only", "alice").await;
     let mut bob = RawWs::connect(&relay.url).await;
-    bob.send_json(&json!({"type": "join", "room": "another", "name": "bob", "version": 1})).await;
-    assert_eq!(bob.recv().await["code"], "too-many-rooms");
-    bob.send_json(&json!({"type": "join", "room": "only", "name": "bob", "version": 1})).await;
-    assert_eq!(bob.recv().await["type"], "welcome", "an existing room can still be joined");
+    assert_eq!(bob.try_join("another", "bob").await["code"], "too-many-rooms");
+    assert_eq!(bob.try_join("only", "bob").await["type"], "welcome", "an existing room can still be joined");
 }
 
 #[tokio::test]
@@ -331,8 +325,7 @@ async fn a_config_file_sets_limits_and_flags_override_it() {
     let relay = Relay::start_with(&["--config", &config]).await;
     let (_alice, _) = RawWs::join(&relay.url, "solo", "alice").await;
     let mut bob = RawWs::connect(&relay.url).await;
-    bob.send_json(&json!({"type": "join", "room": "solo", "name": "bob", "version": 1})).await;
-    assert_eq!(bob.recv().await["code"], "room-full", "the file's limit applies");
+    assert_eq!(bob.try_join("solo", "bob").await["code"], "room-full", "the file's limit applies");
 
     let relay = Relay::start_with(&["--config", &config, "--max-peers-per-room", "2"]).await;
     let (_alice, _) = RawWs::join(&relay.url, "duo", "alice").await;

@@ -53,12 +53,18 @@ fn relay_logs_json_lines_when_asked() {
     assert_eq!(event["fields"]["message"], "listening", "{line}");
 }
 
-#[test]
-fn relay_refuses_a_config_file_with_an_unknown_setting() {
-    let path = std::env::temp_dir().join(format!("peertalk-bad-{}.toml", std::process::id()));
-    std::fs::write(&path, "max-peers = 3\n").expect("write config");
+/// Runs the relay with a config file holding `contents`.
+fn run_with_config(name: &str, contents: &str) -> std::process::Output {
+    let path = std::env::temp_dir().join(format!("peertalk-{name}-{}.toml", std::process::id()));
+    std::fs::write(&path, contents).expect("write config");
     let out = Command::new(RELAY).arg("--config").arg(&path).output().expect("run the relay");
     let _ = std::fs::remove_file(&path);
+    out
+}
+
+#[test]
+fn relay_refuses_a_config_file_with_an_unknown_setting() {
+    let out = run_with_config("unknown", "max-peers = 3\n");
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("\"max-peers\", which is not a setting"), "{stderr}");
@@ -66,10 +72,7 @@ fn relay_refuses_a_config_file_with_an_unknown_setting() {
 
 #[test]
 fn relay_refuses_a_config_file_that_is_not_toml() {
-    let path = std::env::temp_dir().join(format!("peertalk-notoml-{}.toml", std::process::id()));
-    std::fs::write(&path, "max-peers-per-room = = 3\n").expect("write config");
-    let out = Command::new(RELAY).arg("--config").arg(&path).output().expect("run the relay");
-    let _ = std::fs::remove_file(&path);
+    let out = run_with_config("notoml", "max-peers-per-room = = 3\n");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not valid TOML"));
 }

@@ -325,10 +325,15 @@ impl RawWs {
     /// Connects and joins `room` as `name`; returns the welcome.
     pub async fn join(url: &str, room: &str, name: &str) -> (Self, Value) {
         let mut ws = Self::connect(url).await;
-        ws.send_json(&serde_json::json!({"type": "join", "room": room, "name": name, "version": 1})).await;
-        let welcome = ws.recv().await;
+        let welcome = ws.try_join(room, name).await;
         assert_eq!(welcome["type"], "welcome", "{welcome}");
         (ws, welcome)
+    }
+
+    /// Sends a join on this connection and returns the relay's answer, welcome or error.
+    pub async fn try_join(&mut self, room: &str, name: &str) -> Value {
+        self.send_json(&serde_json::json!({"type": "join", "room": room, "name": name, "version": 1})).await;
+        self.recv().await
     }
 
     pub async fn send_text(&mut self, text: impl Into<String>) {
