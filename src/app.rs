@@ -31,7 +31,11 @@ pub enum Event {
         me: PeerId,
         peers: Vec<PeerInfo>,
     },
-    PeerJoined(PeerInfo),
+    /// Someone entered the room; `offer` says whether we make the offer to them.
+    PeerJoined {
+        peer: PeerInfo,
+        offer: bool,
+    },
     PeerLeft(PeerId),
     /// Negotiation data from a peer, through the relay.
     RelaySignal {
@@ -257,10 +261,10 @@ impl App {
         }
         match event {
             Event::Welcome { me, peers } => self.on_welcome(me, peers, &mut fx),
-            Event::PeerJoined(info) => {
+            Event::PeerJoined { peer: info, offer } => {
                 self.ever_saw_peer = true;
                 fx.push(Effect::Show(Notice::PeerJoined { peer: info.id.clone(), name: info.name.clone() }));
-                self.add_peer(info, false, &mut fx);
+                self.add_peer(info, offer, &mut fx);
             }
             // What the peer sent before leaving may still be on its way over the
             // DataChannel; deliveries are settled when that connection reports `Closed`.
@@ -645,7 +649,7 @@ mod tests {
         let mut a = app(None);
         let fx = a.update(Event::Welcome { me: pid("p2"), peers: vec![info("p1", "bob")] });
         assert!(fx.contains(&Effect::Dial { peer: pid("p1"), offer: true }));
-        let fx = a.update(Event::PeerJoined(info("p3", "carol")));
+        let fx = a.update(Event::PeerJoined { peer: info("p3", "carol"), offer: false });
         assert!(fx.contains(&Effect::Dial { peer: pid("p3"), offer: false }));
     }
 
@@ -654,7 +658,7 @@ mod tests {
         let mut a = app(None);
         a.update(Event::Welcome { me: pid("p1"), peers: vec![] });
         assert!(sends(&a.update(Event::Input { text: "early".into(), ts: 1 })).is_empty());
-        a.update(Event::PeerJoined(info("p2", "bob")));
+        a.update(Event::PeerJoined { peer: info("p2", "bob"), offer: false });
         let fx = a.update(Event::Peer { id: pid("p2"), event: PeerEvent::Open });
         let sent = sends(&fx);
         assert_eq!(sent.len(), 1);

@@ -36,6 +36,12 @@ pub struct Cli {
     #[arg(long, short, env = "PEERTALK_SIGNAL")]
     pub signal: Option<String>,
 
+    /// How to talk to the relay: "peertalk" (rooms, ids, presence), or "classic" for a
+    /// relay that forwards {"event":...,"data":...} frames to everyone, like the Spring
+    /// examples; classic rooms are for two.
+    #[arg(long, value_enum, env = "PEERTALK_SIGNAL_PROTOCOL", default_value_t = SignalProtocol::Peertalk)]
+    pub signal_protocol: SignalProtocol,
+
     /// Also trust the CA certificates in this PEM file for wss:// (a relay with a private CA).
     #[arg(long, value_name = "PATH", env = "PEERTALK_CA_FILE")]
     pub ca_file: Option<std::path::PathBuf>,
@@ -97,6 +103,15 @@ fn after_help() -> String {
     )
 }
 
+/// The relay's wire format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SignalProtocol {
+    /// peertalk-signal's protocol (signal/PROTOCOL.md).
+    Peertalk,
+    /// Spring-style broadcast of {"event":...,"data":...}; the URL's path defaults to /signal.
+    Classic,
+}
+
 /// An ICE server as the peer connection needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IceServer {
@@ -139,6 +154,7 @@ pub struct Config {
     pub room: String,
     pub name: String,
     pub signal: SignalTarget,
+    pub signal_protocol: SignalProtocol,
     /// Extra CA certificates to trust for wss://, from --ca-file.
     pub extra_roots: Vec<CertificateDer<'static>>,
     pub room_secret: Option<String>,
@@ -187,6 +203,7 @@ impl Cli {
             room: self.room,
             name,
             signal,
+            signal_protocol: self.signal_protocol,
             extra_roots: match &self.ca_file {
                 Some(path) => load_ca_file(path)?,
                 None => Vec::new(),

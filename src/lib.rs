@@ -1,12 +1,13 @@
 //! peertalk, the client: terminal chat peer to peer over WebRTC DataChannels.
 //!
 //! The parts, in the order data flows:
-//! [`signaling`] (the relay's WebSocket) → [`peer`] (one WebRTC connection per peer, the
+//! [`signaling`] (the relay's WebSocket; [`classic`] for Spring-style relays) → [`peer`] (one WebRTC connection per peer, the
 //! only module that uses webrtc) → [`app`] (state and its pure update) → [`headless`]
 //! (stdin/stdout) or [`ui`] (the terminal interface). [`session`] is the event loop that
 //! ties them together.
 
 pub mod app;
+pub mod classic;
 pub mod cli;
 pub mod envelope;
 pub mod exit;

@@ -13,7 +13,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::app::{App, Effect, Event, Notice, Settings};
-use crate::cli::{Config, SignalTarget};
+use crate::classic;
+use crate::cli::{Config, SignalProtocol, SignalTarget};
 use crate::exit::Outcome;
 use crate::peer::{self, NetOptions, PeerEvent, PeerHandle};
 use crate::signaling::{self, JoinError, Joined, RelayEvent};
@@ -142,7 +143,7 @@ pub async fn run(config: Config, ui: &mut impl Frontend) -> Outcome {
 
 fn relay_event(event: RelayEvent) -> Event {
     match event {
-        RelayEvent::PeerJoined(info) => Event::PeerJoined(info),
+        RelayEvent::PeerJoined { peer, offer } => Event::PeerJoined { peer, offer },
         RelayEvent::PeerLeft(id) => Event::PeerLeft(id),
         RelayEvent::Signal { from, signal } => Event::RelaySignal { from, signal },
         RelayEvent::Error { code, message } => Event::RelayError { code, message },
@@ -212,8 +213,17 @@ async fn connect(config: &Config, ui: &mut impl Frontend) -> Result<(Joined, Opt
     // Reading the system's certificate store is wasted work for a plain ws:// relay.
     let tls = url.starts_with("wss://").then(|| signaling::client_tls(&config.extra_roots));
     let secret = config.room_secret.as_deref();
-    let first = signaling::join(url, &config.room, &config.name, secret, tls.as_ref()).await;
-    match (first, &config.signal) {
+    let join = || async {
+        match config.signal_protocol {
+            SignalProtocol::Peertalk => {
+                signaling::join(url, &config.room, &config.name, secret, tls.as_ref()).await
+            }
+            SignalProtocol::Classic => {
+                classic::join(url, &config.room, &config.name, secret, tls.as_ref()).await
+            }
+        }
+    };
+    match (join().await, &config.signal) {
         (Ok(joined), _) => Ok((joined, None)),
         (Err(JoinError::Unreachable { .. }), SignalTarget::Default) => {
             let hosted = HostedRelay::start().await;
@@ -221,9 +231,7 @@ async fn connect(config: &Config, ui: &mut impl Frontend) -> Result<(Joined, Opt
                 let _ = ui.show(&Notice::HostingRelay { url: url.to_owned() }).await;
                 let _ = ui.flush().await;
             }
-            let joined = signaling::join(url, &config.room, &config.name, secret, tls.as_ref())
-                .await
-                .map_err(join_outcome)?;
+            let joined = join().await.map_err(join_outcome)?;
             Ok((joined, hosted))
         }
         (Err(e), _) => Err(join_outcome(e)),
@@ -235,7 +243,9 @@ fn join_outcome(e: JoinError) -> Outcome {
         JoinError::Unreachable { .. } => Outcome::RelayUnreachable(format!(
             "{e}; start one with `peertalk-signal --listen ADDR`, or leave out --signal to use a local one"
         )),
-        JoinError::Refused { .. } | JoinError::Protocol { .. } => Outcome::RelayRefused(e.to_string()),
+        JoinError::Refused { .. } | JoinError::Rejected { .. } | JoinError::Protocol { .. } => {
+            Outcome::RelayRefused(e.to_string())
+        }
     }
 }
 

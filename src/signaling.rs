@@ -11,14 +11,14 @@ use peertalk_signal::proto::{
 use rustls_pki_types::CertificateDer;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 use tracing::debug;
 
 /// How long connecting and joining may take before the relay counts as unreachable.
-const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub(crate) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Why joining failed.
 #[derive(Debug, thiserror::Error)]
@@ -27,14 +27,20 @@ pub enum JoinError {
     Unreachable { url: String, reason: String },
     #[error("the relay at {url} refused to let us join ({code}): {message}")]
     Refused { url: String, code: ErrorCode, message: String },
+    #[error("the relay at {url} turned the connection down (HTTP {status}): {body}")]
+    Rejected { url: String, status: u16, body: String },
     #[error("the relay at {url} broke the protocol: {detail}")]
     Protocol { url: String, detail: String },
 }
 
 /// What arrives from the relay after the welcome.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub enum RelayEvent {
-    PeerJoined(PeerInfo),
+    /// Someone entered the room; `offer` says whether we make the offer to them.
+    PeerJoined {
+        peer: PeerInfo,
+        offer: bool,
+    },
     PeerLeft(PeerId),
     Signal {
         from: PeerId,
@@ -65,10 +71,7 @@ pub async fn join(
     tls: Option<&Arc<rustls::ClientConfig>>,
 ) -> Result<Joined, JoinError> {
     let attempt = async {
-        let connector = tls.map(|tls| Connector::Rustls(tls.clone()));
-        let (mut ws, _) = tokio_tungstenite::connect_async_tls_with_config(url, None, false, connector)
-            .await
-            .map_err(|e| JoinError::Unreachable { url: url.to_owned(), reason: explain(&e) })?;
+        let mut ws = open(url, tls).await?;
         let join = ClientMessage::Join {
             room: room.to_owned(),
             name: name.to_owned(),
@@ -92,8 +95,26 @@ pub async fn join(
     Ok(Joined { me, peers, outgoing, events })
 }
 
+/// Opens the WebSocket. A relay that answers the handshake with an HTTP error (wrong path,
+/// origin or secret) refused us; any other failure means it could not be reached.
+pub(crate) async fn open(url: &str, tls: Option<&Arc<rustls::ClientConfig>>) -> Result<Socket, JoinError> {
+    let connector = tls.map(|tls| Connector::Rustls(tls.clone()));
+    match tokio_tungstenite::connect_async_tls_with_config(url, None, false, connector).await {
+        Ok((ws, _)) => Ok(ws),
+        Err(WsError::Http(response)) => {
+            let body = response.body().as_deref().map(String::from_utf8_lossy).unwrap_or_default();
+            Err(JoinError::Rejected {
+                url: url.to_owned(),
+                status: response.status().as_u16(),
+                body: crate::sanitize::for_terminal(body.trim()),
+            })
+        }
+        Err(e) => Err(JoinError::Unreachable { url: url.to_owned(), reason: explain(&e) }),
+    }
+}
+
 /// The connection error, with the fix when it is about trusting the relay's certificate.
-fn explain(e: &tokio_tungstenite::tungstenite::Error) -> String {
+fn explain(e: &WsError) -> String {
     let text = e.to_string();
     if text.contains("certificate") || text.contains("UnknownIssuer") {
         format!("{text}; if the relay's certificate comes from a private CA, pass that CA with --ca-file")
@@ -164,7 +185,8 @@ async fn pump(
             frame = ws.next() => match frame {
                 Some(Ok(Message::Text(text))) => {
                     let event = match ServerMessage::parse(&text) {
-                        Ok(ServerMessage::PeerJoined { peer }) => RelayEvent::PeerJoined(peer),
+                        // The newcomer offers to everyone already in the room.
+                        Ok(ServerMessage::PeerJoined { peer }) => RelayEvent::PeerJoined { peer, offer: false },
                         Ok(ServerMessage::PeerLeft { id }) => RelayEvent::PeerLeft(id),
                         Ok(ServerMessage::Signal { from, signal }) => RelayEvent::Signal { from, signal },
                         Ok(ServerMessage::Error { code, message }) => RelayEvent::Error { code, message },

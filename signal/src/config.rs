@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use crate::proto::DEFAULT_MAX_FRAME_BYTES;
 
+/// The classic endpoint's path unless configured otherwise.
+pub const DEFAULT_CLASSIC_PATH: &str = "/signal";
+
 /// Limits and timeouts for one relay.
 #[derive(Debug, Clone)]
 pub struct RelayConfig {
@@ -34,6 +37,8 @@ pub struct RelayConfig {
     pub allowed_origins: Vec<String>,
     /// When set, every join must carry this secret (else `forbidden`).
     pub room_secret: Option<String>,
+    /// Where the classic broadcast endpoint is served (`/signal`); `None` turns it off.
+    pub classic_path: Option<String>,
     /// Where to serve `/healthz` and `/metrics` instead of the main port (plain HTTP).
     pub metrics_listen: Option<SocketAddr>,
     /// When set, connections speak TLS (`wss://`, `https://` for the endpoints).
@@ -55,6 +60,7 @@ impl Default for RelayConfig {
             idle_timeout: Duration::from_secs(60),
             allowed_origins: Vec::new(),
             room_secret: None,
+            classic_path: Some(DEFAULT_CLASSIC_PATH.to_owned()),
             metrics_listen: None,
             tls: None,
         }

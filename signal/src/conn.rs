@@ -12,7 +12,7 @@ use governor::{Quota, RateLimiter};
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::CapacityError;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request as HttpRequest, Response};
@@ -22,11 +22,34 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use tracing::{debug, info};
 
+use crate::classic::ClassicMessage;
 use crate::http::{self, Rewind, Route};
 use crate::hub::{Command, OUTBOX_FRAMES};
 use crate::metrics::Metrics;
 use crate::proto::{self, ClientMessage, ErrorCode, PROTOCOL_VERSION, PeerId, Refusal, ServerMessage, close};
+use crate::room::Endpoint;
 use crate::server::Shared;
+
+/// The room a classic client is in when its URL names none.
+pub const DEFAULT_CLASSIC_ROOM: &str = "default";
+
+/// What the handshake's path asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Target {
+    /// The peertalk protocol; the room comes with `join`.
+    Main,
+    /// The classic broadcast format, in the room named by `?room=`.
+    Classic { room: String },
+}
+
+impl Target {
+    fn endpoint(&self) -> Endpoint {
+        match self {
+            Self::Main => Endpoint::Main,
+            Self::Classic { .. } => Endpoint::Classic,
+        }
+    }
+}
 
 /// How a connection ended, for the log line written when it closes.
 #[derive(Debug, Clone, Copy)]
@@ -76,7 +99,9 @@ pub async fn accept<S>(
             http::answer(&mut stream, request, metrics).await
         }
         Route::Upgrade => {
-            let Some(mut ws) = handshake(Rewind::new(head, stream), &id, shared).await else { return };
+            let Some((mut ws, target)) = handshake(Rewind::new(head, stream), &id, shared).await else {
+                return;
+            };
             if full {
                 metrics.rejected("server-full");
                 let refusal = Refusal::new(
@@ -86,11 +111,11 @@ pub async fn accept<S>(
                         shared.config.max_connections
                     ),
                 );
-                let _ = refuse(&mut ws, refusal, metrics).await;
+                let _ = refuse(&mut ws, refusal, metrics, target.endpoint()).await;
                 close_with(&mut ws, close::TRY_AGAIN_LATER, "relay full").await;
             } else {
                 metrics.connection_opened();
-                serve(ws, id, shared, hub, shutdown).await;
+                serve(ws, id, shared, hub, shutdown, target).await;
                 metrics.connection_closed();
             }
         }
@@ -98,7 +123,7 @@ pub async fn accept<S>(
 }
 
 /// Completes the WebSocket handshake within the configured time, or gives up quietly.
-async fn handshake<S>(stream: S, id: &PeerId, shared: &Shared) -> Option<WebSocketStream<S>>
+async fn handshake<S>(stream: S, id: &PeerId, shared: &Shared) -> Option<(WebSocketStream<S>, Target)>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -107,11 +132,15 @@ where
         .read_buffer_size(READ_BUFFER)
         .max_message_size(Some(config.max_frame_bytes))
         .max_frame_size(Some(config.max_frame_bytes));
+    let mut target = Target::Main;
     #[allow(clippy::result_large_err)] // the signature is tungstenite's callback type
-    let check = |req: &HttpRequest, resp: Response| check_request(req, resp, &config.allowed_origins);
+    let check = |req: &HttpRequest, resp: Response| {
+        target = check_request(req, shared)?;
+        Ok(resp)
+    };
     let handshake = tokio_tungstenite::accept_hdr_async_with_config(stream, check, Some(ws_config));
     match tokio::time::timeout(config.handshake_timeout, handshake).await {
-        Ok(Ok(ws)) => Some(ws),
+        Ok(Ok(ws)) => Some((ws, target)),
         Ok(Err(e)) => {
             debug!(peer = %id, "handshake failed: {e}");
             shared.metrics.rejected("handshake-failed");
@@ -125,13 +154,22 @@ where
     }
 }
 
-/// Sends a refusal to this client alone, and counts it.
-async fn refuse<S>(ws: &mut WebSocketStream<S>, refusal: Refusal, metrics: &Metrics) -> Result<(), WsError>
+/// Sends a refusal to this client alone, in its endpoint's format, and counts it.
+async fn refuse<S>(
+    ws: &mut WebSocketStream<S>,
+    refusal: Refusal,
+    metrics: &Metrics,
+    endpoint: Endpoint,
+) -> Result<(), WsError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     metrics.error(refusal.code);
-    send(ws, ServerMessage::from(refusal)).await
+    let frame = match endpoint {
+        Endpoint::Main => ServerMessage::from(refusal).to_json(),
+        Endpoint::Classic => ClassicMessage::from(refusal).to_json(),
+    };
+    ws.send(Message::Text(frame.into())).await
 }
 
 /// Serves the protocol on an upgraded connection until it closes.
@@ -141,17 +179,27 @@ async fn serve<S>(
     shared: &Shared,
     hub: mpsc::Sender<Command>,
     mut shutdown: watch::Receiver<bool>,
+    target: Target,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let (config, metrics) = (&shared.config, &shared.metrics);
     let started = Instant::now();
+    let endpoint = target.endpoint();
 
     let (outbox, mut inbox) = mpsc::channel(OUTBOX_FRAMES);
-    if hub.send(Command::Connect { id: id.clone(), outbox }).await.is_err() {
+    if hub.send(Command::Connect { id: id.clone(), endpoint, outbox }).await.is_err() {
         return;
     }
     let mut conn = Conn { id: id.clone(), hub, room: None };
+    if let Target::Classic { room } = target
+        && let Err(refusal) = conn.join_classic(room).await
+    {
+        let _ = refuse(&mut ws, refusal, metrics, endpoint).await;
+        close_with(&mut ws, close::TRY_AGAIN_LATER, "room not available").await;
+        let _ = conn.hub.send(Command::Disconnect { id }).await;
+        return;
+    }
     let quota = Quota::per_second(NonZeroU32::new(config.rate_per_second).unwrap_or(NonZeroU32::MIN))
         .allow_burst(NonZeroU32::new(config.rate_burst).unwrap_or(NonZeroU32::MIN));
     let limiter = RateLimiter::direct(quota);
@@ -179,7 +227,7 @@ async fn serve<S>(
                                 config.rate_per_second, config.rate_burst
                             ),
                         );
-                        if refuse(&mut ws, refusal, metrics).await.is_err() {
+                        if refuse(&mut ws, refusal, metrics, endpoint).await.is_err() {
                             break Ending::Broken;
                         }
                         continue;
@@ -187,8 +235,12 @@ async fn serve<S>(
                 }
                 match frame {
                 Some(Ok(Message::Text(text))) => {
-                    if let Err(refusal) = conn.on_text(&text, config.room_secret.as_deref()).await
-                        && refuse(&mut ws, refusal, metrics).await.is_err()
+                    let handled = match endpoint {
+                        Endpoint::Main => conn.on_text(&text, config.room_secret.as_deref()).await,
+                        Endpoint::Classic => conn.broadcast(text).await,
+                    };
+                    if let Err(refusal) = handled
+                        && refuse(&mut ws, refusal, metrics, endpoint).await.is_err()
                     {
                         break Ending::Broken;
                     }
@@ -198,7 +250,7 @@ async fn serve<S>(
                         ErrorCode::BinaryFrame,
                         "Binary frames are not part of the protocol; send JSON as text frames.",
                     );
-                    if refuse(&mut ws, refusal, metrics).await.is_err() {
+                    if refuse(&mut ws, refusal, metrics, endpoint).await.is_err() {
                         break Ending::Broken;
                     }
                 }
@@ -210,7 +262,7 @@ async fn serve<S>(
                         format!("A frame of {size} bytes is over this relay's limit of {max_size}; the connection is closed."),
                     );
                     // Best effort: the client is told why before the close frame.
-                    let _ = refuse(&mut ws, refusal, metrics).await;
+                    let _ = refuse(&mut ws, refusal, metrics, endpoint).await;
                     close_with(&mut ws, close::TOO_LARGE, "frame too large").await;
                     break Ending::TooLarge;
                 }
@@ -266,6 +318,21 @@ struct Conn {
 }
 
 impl Conn {
+    /// Puts a classic connection in its room, or says why it cannot be.
+    async fn join_classic(&mut self, room: String) -> Result<(), Refusal> {
+        let (done, answer) = oneshot::channel();
+        self.room = Some(room.clone());
+        let _ = self.hub.send(Command::JoinClassic { id: self.id.clone(), room, done }).await;
+        // No answer means the relay is stopping; the shutdown arm ends the connection.
+        answer.await.unwrap_or(Ok(()))
+    }
+
+    /// Hands a classic frame, unread, to everyone else in the room.
+    async fn broadcast(&mut self, frame: Utf8Bytes) -> Result<(), Refusal> {
+        let _ = self.hub.send(Command::Broadcast { id: self.id.clone(), frame }).await;
+        Ok(())
+    }
+
     /// Handles one text frame; a refusal is answered to this client alone.
     async fn on_text(&mut self, text: &str, room_secret: Option<&str>) -> Result<(), Refusal> {
         let command = match ClientMessage::parse(text)? {
@@ -311,43 +378,67 @@ fn same_secret(given: &str, expected: &str) -> bool {
         && given.bytes().zip(expected.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
 }
 
-/// Only the root path speaks the protocol (anything else is a 404), and a browser's
-/// `Origin` must be on the allowlist when there is one (else 403).
-#[allow(clippy::result_large_err)] // the signature is tungstenite's callback type
-fn check_request(
-    req: &HttpRequest,
-    resp: Response,
-    allowed_origins: &[String],
-) -> Result<Response, ErrorResponse> {
-    let refuse = |status: StatusCode, body: String| {
-        let mut err = ErrorResponse::new(Some(body));
-        *err.status_mut() = status;
-        Err(err)
-    };
-    if req.uri().path() != "/" {
-        return refuse(
-            StatusCode::NOT_FOUND,
-            format!("peertalk-signal speaks WebSocket at \"/\", not {:?}\n", req.uri().path()),
-        );
-    }
+/// Sorts an upgrade by path: `/` speaks the protocol, the classic path the classic
+/// format (its room and secret in the query); anything else is a 404. A browser's `Origin`
+/// must be on the allowlist when there is one (else 403).
+#[allow(clippy::result_large_err)] // the error is tungstenite's callback type
+fn check_request(req: &HttpRequest, shared: &Shared) -> Result<Target, ErrorResponse> {
+    let config = &shared.config;
     let origin = req.headers().get("origin").map(|o| o.to_str().unwrap_or_default());
     if let Some(origin) = origin
-        && !allowed_origins.is_empty()
-        && !allowed_origins.iter().any(|a| a == origin)
+        && !config.allowed_origins.is_empty()
+        && !config.allowed_origins.iter().any(|a| a == origin)
     {
-        return refuse(
+        return Err(http_error(
             StatusCode::FORBIDDEN,
             format!("pages from {:?} may not use this relay\n", origin.escape_debug().to_string()),
-        );
+        ));
     }
-    Ok(resp)
+    let path = req.uri().path();
+    if path == "/" {
+        return Ok(Target::Main);
+    }
+    if config.classic_path.as_deref() != Some(path) {
+        let classic = config.classic_path.as_deref().map(|p| format!(" and the classic format at {p:?}"));
+        return Err(http_error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "peertalk-signal speaks WebSocket at \"/\"{}, not {path:?}\n",
+                classic.unwrap_or_default()
+            ),
+        ));
+    }
+    let mut room = None;
+    let mut secret = None;
+    for (key, value) in form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes()) {
+        match &*key {
+            "room" => room = Some(value.into_owned()),
+            "secret" => secret = Some(value.into_owned()),
+            _ => {}
+        }
+    }
+    if let Some(expected) = &config.room_secret
+        && !secret.as_deref().is_some_and(|given| same_secret(given, expected))
+    {
+        shared.metrics.error(ErrorCode::Forbidden);
+        return Err(http_error(
+            StatusCode::FORBIDDEN,
+            "this relay admits only clients that know its room secret; add ?secret=... to the URL\n"
+                .to_owned(),
+        ));
+    }
+    let room = room.unwrap_or_else(|| DEFAULT_CLASSIC_ROOM.to_owned());
+    if let Err(refusal) = proto::validate_room(&room) {
+        shared.metrics.error(refusal.code);
+        return Err(http_error(StatusCode::BAD_REQUEST, format!("{}\n", refusal.message)));
+    }
+    Ok(Target::Classic { room })
 }
 
-async fn send<S>(ws: &mut WebSocketStream<S>, msg: ServerMessage) -> Result<(), WsError>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    ws.send(Message::Text(msg.to_json().into())).await
+fn http_error(status: StatusCode, body: String) -> ErrorResponse {
+    let mut err = ErrorResponse::new(Some(body));
+    *err.status_mut() = status;
+    err
 }
 
 /// Writes `first` and whatever else is already waiting, with one flush for the lot.

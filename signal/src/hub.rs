@@ -8,12 +8,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tracing::{debug, warn};
 
+use crate::classic::ClassicMessage;
 use crate::proto::{PROTOCOL_VERSION, PeerId, Refusal, ServerMessage};
-use crate::room::Registry;
+use crate::room::{Endpoint, Registry};
 use crate::server::Shared;
 
 /// How many frames may wait for a slow connection before the hub gives up on it.
@@ -22,12 +23,16 @@ pub const OUTBOX_FRAMES: usize = 256;
 /// What a connection asks of the hub.
 #[derive(Debug)]
 pub enum Command {
-    /// A WebSocket handshake completed; frames for `id` go to `outbox`.
-    Connect { id: PeerId, outbox: mpsc::Sender<Utf8Bytes> },
+    /// A WebSocket handshake on `endpoint` completed; frames for `id` go to `outbox`.
+    Connect { id: PeerId, endpoint: Endpoint, outbox: mpsc::Sender<Utf8Bytes> },
     /// `id` asks to enter `room` as `name` (already validated for shape).
     Join { id: PeerId, room: String, name: String },
+    /// A classic connection enters the room its URL named; the answer says whether it may.
+    JoinClassic { id: PeerId, room: String, done: oneshot::Sender<Result<(), Refusal>> },
     /// `id` sends `frame`, a serialised [`ServerMessage::Signal`] stamped `from: id`, to `to`.
     Forward { id: PeerId, to: PeerId, frame: Utf8Bytes },
+    /// `id`, a classic connection, sends `frame` as it is to everyone else in its room.
+    Broadcast { id: PeerId, frame: Utf8Bytes },
     /// The connection of `id` is gone.
     Disconnect { id: PeerId },
 }
@@ -43,18 +48,32 @@ pub async fn run(mut commands: mpsc::Receiver<Command>, shared: Arc<Shared>) {
 
 struct Hub {
     registry: Registry,
-    outboxes: HashMap<PeerId, mpsc::Sender<Utf8Bytes>>,
+    outboxes: HashMap<PeerId, Outbox>,
     shared: Arc<Shared>,
+}
+
+/// Where a connection's frames go, and which format its errors take.
+struct Outbox {
+    frames: mpsc::Sender<Utf8Bytes>,
+    endpoint: Endpoint,
 }
 
 impl Hub {
     fn apply(&mut self, cmd: Command) {
         match cmd {
-            Command::Connect { id, outbox } => {
+            Command::Connect { id, endpoint, outbox } => {
                 self.registry.connect(id.clone());
-                self.outboxes.insert(id, outbox);
+                self.outboxes.insert(id, Outbox { frames: outbox, endpoint });
             }
-            Command::Join { id, room, name } => match self.registry.join(&id, &room, &name) {
+            Command::JoinClassic { id, room, done } => {
+                let joined = self.registry.join(&id, Endpoint::Classic, &room, "").map(drop);
+                if joined.is_ok() {
+                    debug!(peer = %id, room = %room.escape_debug(), "joined classic");
+                    self.count_rooms();
+                }
+                let _ = done.send(joined);
+            }
+            Command::Join { id, room, name } => match self.registry.join(&id, Endpoint::Main, &room, &name) {
                 Ok(peers) => {
                     debug!(peer = %id, room = %room.escape_debug(), "joined");
                     let welcome = ServerMessage::Welcome {
@@ -80,6 +99,14 @@ impl Hub {
                 }
                 Err(refusal) => self.refuse(&id, refusal),
             },
+            Command::Broadcast { id, frame } => {
+                // At most a room's worth of ids; cloned so delivering may drop a peer.
+                let members = self.registry.room_of(&id).to_vec();
+                for member in members.iter().filter(|m| **m != id) {
+                    self.shared.metrics.forwarded(frame.len());
+                    self.deliver(member, frame.clone());
+                }
+            }
             Command::Disconnect { id } => self.drop_peer(&id),
         }
     }
@@ -90,14 +117,19 @@ impl Hub {
 
     fn refuse(&mut self, id: &PeerId, refusal: Refusal) {
         self.shared.metrics.error(refusal.code);
-        self.deliver(id, ServerMessage::from(refusal).to_json().into());
+        let Some(outbox) = self.outboxes.get(id) else { return };
+        let frame = match outbox.endpoint {
+            Endpoint::Main => ServerMessage::from(refusal).to_json(),
+            Endpoint::Classic => ClassicMessage::from(refusal).to_json(),
+        };
+        self.deliver(id, frame.into());
     }
 
     /// Queues a frame for `id`. A connection whose outbox is full is dropped: its task sees
     /// the outbox close and ends the connection, and its room hears that it left.
     fn deliver(&mut self, id: &PeerId, frame: Utf8Bytes) {
         let Some(outbox) = self.outboxes.get(id) else { return };
-        match outbox.try_send(frame) {
+        match outbox.frames.try_send(frame) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
                 warn!(peer = %id, "dropping a connection that stopped reading");
@@ -111,9 +143,12 @@ impl Hub {
         if self.outboxes.remove(id).is_none() {
             return;
         }
+        // Classic clients are told nothing: the format has no word for it.
         let left: Utf8Bytes = ServerMessage::PeerLeft { id: id.clone() }.to_json().into();
         for peer in self.registry.disconnect(id) {
-            self.deliver(&peer, left.clone());
+            if self.outboxes.get(&peer).is_some_and(|o| o.endpoint == Endpoint::Main) {
+                self.deliver(&peer, left.clone());
+            }
         }
         self.count_rooms();
     }

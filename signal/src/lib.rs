@@ -1,10 +1,11 @@
 //! peertalk-signal: the relay that introduces peertalk peers to each other, and the wire
 //! protocol it speaks.
 //!
-//! [`proto`] is always available and needs only serde, so clients can share the message
+//! [`proto`] and [`classic`] are always available and needs only serde, so clients can share the message
 //! types. The relay itself ([`serve`]) sits behind the default `server` feature.
 //! The relay never touches WebRTC: it forwards descriptions and candidates as opaque data.
 
+pub mod classic;
 pub mod proto;
 
 #[cfg(feature = "server")]

@@ -90,6 +90,12 @@ struct Cli {
     #[arg(long, value_name = "SECRET", env = "PEERTALK_SIGNAL_ROOM_SECRET", hide_env_values = true)]
     room_secret: Option<String>,
 
+    /// Where to serve the classic endpoint, which forwards every text frame to everyone
+    /// else in the room named by ?room= (for pages written for Spring-style
+    /// {"event":...,"data":...} servers); "off" turns it off.
+    #[arg(long, value_name = "PATH", env = "PEERTALK_SIGNAL_CLASSIC_PATH", default_value = "/signal", value_parser = classic_path)]
+    classic_path: ClassicPath,
+
     /// Log format on stderr.
     #[arg(long, env = "PEERTALK_SIGNAL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -105,6 +111,18 @@ enum LogFormat {
     Text,
     /// One JSON object per line, for log collectors.
     Json,
+}
+
+#[derive(Debug, Clone)]
+struct ClassicPath(Option<String>);
+
+fn classic_path(s: &str) -> Result<ClassicPath, String> {
+    match s {
+        "off" => Ok(ClassicPath(None)),
+        "/" | "/healthz" | "/metrics" => Err(format!("{s:?} is taken; pick another path such as /signal")),
+        _ if s.starts_with('/') && !s.contains(['?', '#']) => Ok(ClassicPath(Some(s.to_owned()))),
+        _ => Err(format!("{s:?} is not a path; give one such as /signal, or \"off\"")),
+    }
 }
 
 fn positive_seconds(s: &str) -> Result<f64, String> {
@@ -160,6 +178,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         handshake_timeout: Duration::from_secs_f64(cli.handshake_timeout),
         allowed_origins: cli.allowed_origins,
         room_secret: cli.room_secret,
+        classic_path: cli.classic_path.0,
         metrics_listen: cli.metrics_listen,
         tls,
         ..RelayConfig::default()

@@ -5,11 +5,23 @@ use std::collections::HashMap;
 
 use crate::proto::{ErrorCode, PeerId, PeerInfo, Refusal};
 
+/// Which endpoint a room was joined through. Rooms of the two never share members: a
+/// classic client could not read a peertalk message, nor the other way round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// The peertalk protocol (`/`).
+    Main,
+    /// The classic broadcast endpoint (`/signal`).
+    Classic,
+}
+
+type RoomKey = (Endpoint, String);
+
 /// Every connection the relay knows, and the rooms they are in.
 #[derive(Debug)]
 pub struct Registry {
     members: HashMap<PeerId, Member>,
-    rooms: HashMap<String, Vec<PeerId>>,
+    rooms: HashMap<RoomKey, Vec<PeerId>>,
     max_rooms: usize,
     max_peers_per_room: usize,
 }
@@ -17,7 +29,7 @@ pub struct Registry {
 #[derive(Debug)]
 struct Member {
     name: String,
-    room: Option<String>,
+    room: Option<RoomKey>,
 }
 
 impl Registry {
@@ -33,9 +45,15 @@ impl Registry {
 
     /// Puts a connection in a room; returns the members that were already there, in the
     /// order they joined.
-    pub fn join(&mut self, id: &PeerId, room: &str, name: &str) -> Result<Vec<PeerInfo>, Refusal> {
+    pub fn join(
+        &mut self,
+        id: &PeerId,
+        endpoint: Endpoint,
+        room: &str,
+        name: &str,
+    ) -> Result<Vec<PeerInfo>, Refusal> {
         let member = self.members.get_mut(id).ok_or_else(not_connected)?;
-        if let Some(current) = &member.room {
+        if let Some((_, current)) = &member.room {
             return Err(Refusal::new(
                 ErrorCode::AlreadyJoined,
                 format!(
@@ -43,7 +61,8 @@ impl Registry {
                 ),
             ));
         }
-        match self.rooms.get(room) {
+        let key = (endpoint, room.to_owned());
+        match self.rooms.get(&key) {
             Some(ids) if ids.len() >= self.max_peers_per_room => {
                 return Err(Refusal::new(
                     ErrorCode::RoomFull,
@@ -58,9 +77,9 @@ impl Registry {
             }
             _ => {}
         }
-        member.room = Some(room.to_owned());
+        member.room = Some(key.clone());
         name.clone_into(&mut member.name);
-        let ids = self.rooms.entry(room.to_owned()).or_default();
+        let ids = self.rooms.entry(key).or_default();
         let others = ids.clone();
         ids.push(id.clone());
         Ok(others.into_iter().map(|id| self.info(id)).collect())
@@ -90,16 +109,23 @@ impl Registry {
                 "Send a \"join\" message before signalling; this connection is in no room yet.",
             ));
         };
-        let reachable =
-            from != to && self.members.get(to).is_some_and(|m| m.room.as_deref() == Some(room.as_str()));
+        let reachable = from != to && self.members.get(to).is_some_and(|m| m.room.as_ref() == Some(room));
         if reachable {
             Ok(())
         } else {
             Err(Refusal::new(
                 ErrorCode::UnknownPeer,
-                format!("There is no peer {to:?} in room {room:?} to send to (it may have left)."),
+                format!("There is no peer {to:?} in room {:?} to send to (it may have left).", room.1),
             ))
         }
+    }
+
+    /// Everyone in `id`'s room, `id` included, in the order they joined; empty when `id`
+    /// is in no room.
+    #[must_use]
+    pub fn room_of(&self, id: &PeerId) -> &[PeerId] {
+        let room = self.members.get(id).and_then(|m| m.room.as_ref());
+        room.and_then(|key| self.rooms.get(key)).map_or(&[], Vec::as_slice)
     }
 
     /// How many rooms have at least one member.
@@ -144,9 +170,9 @@ mod tests {
     #[test]
     fn joiner_learns_who_was_there_in_join_order() {
         let mut r = registry(&["p1", "p2", "p3"]);
-        assert!(r.join(&id("p1"), "demo", "alice").expect("joins").is_empty());
-        r.join(&id("p2"), "demo", "bob").expect("joins");
-        let seen = r.join(&id("p3"), "demo", "carol").expect("joins");
+        assert!(r.join(&id("p1"), Endpoint::Main, "demo", "alice").expect("joins").is_empty());
+        r.join(&id("p2"), Endpoint::Main, "demo", "bob").expect("joins");
+        let seen = r.join(&id("p3"), Endpoint::Main, "demo", "carol").expect("joins");
         let names: Vec<_> = seen.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["alice", "bob"]);
     }
@@ -157,28 +183,34 @@ mod tests {
         for i in ["p1", "p2", "p3", "p4"] {
             r.connect(id(i));
         }
-        r.join(&id("p1"), "a", "alice").expect("joins");
-        r.join(&id("p2"), "a", "bob").expect("joins");
-        assert_eq!(r.join(&id("p3"), "a", "carol").expect_err("full").code, ErrorCode::RoomFull);
-        assert_eq!(r.join(&id("p4"), "b", "dave").expect_err("no room").code, ErrorCode::TooManyRooms);
+        r.join(&id("p1"), Endpoint::Main, "a", "alice").expect("joins");
+        r.join(&id("p2"), Endpoint::Main, "a", "bob").expect("joins");
+        assert_eq!(
+            r.join(&id("p3"), Endpoint::Main, "a", "carol").expect_err("full").code,
+            ErrorCode::RoomFull
+        );
+        assert_eq!(
+            r.join(&id("p4"), Endpoint::Main, "b", "dave").expect_err("no room").code,
+            ErrorCode::TooManyRooms
+        );
         r.disconnect(&id("p1"));
-        r.join(&id("p3"), "a", "carol").expect("a place freed up");
+        r.join(&id("p3"), Endpoint::Main, "a", "carol").expect("a place freed up");
     }
 
     #[test]
     fn a_connection_joins_one_room_only() {
         let mut r = registry(&["p1"]);
-        r.join(&id("p1"), "a", "alice").expect("joins");
-        let err = r.join(&id("p1"), "b", "alice").expect_err("second join refused");
+        r.join(&id("p1"), Endpoint::Main, "a", "alice").expect("joins");
+        let err = r.join(&id("p1"), Endpoint::Main, "b", "alice").expect_err("second join refused");
         assert_eq!(err.code, ErrorCode::AlreadyJoined);
     }
 
     #[test]
     fn signals_reach_only_members_of_the_same_room() {
         let mut r = registry(&["p1", "p2", "p3", "p4"]);
-        r.join(&id("p1"), "a", "alice").expect("joins");
-        r.join(&id("p2"), "a", "bob").expect("joins");
-        r.join(&id("p3"), "b", "carol").expect("joins");
+        r.join(&id("p1"), Endpoint::Main, "a", "alice").expect("joins");
+        r.join(&id("p2"), Endpoint::Main, "a", "bob").expect("joins");
+        r.join(&id("p3"), Endpoint::Main, "b", "carol").expect("joins");
         assert!(r.route(&id("p1"), &id("p2")).is_ok());
         assert_eq!(r.route(&id("p1"), &id("p3")).expect_err("other room").code, ErrorCode::UnknownPeer);
         assert_eq!(r.route(&id("p1"), &id("p1")).expect_err("self").code, ErrorCode::UnknownPeer);
@@ -223,7 +255,7 @@ mod tests {
                 for op in ops {
                     match op {
                         Op::Join { peer, room } => {
-                            if registry.join(&pid(peer), &format!("r{room}"), "x").is_ok() {
+                            if registry.join(&pid(peer), Endpoint::Main, &format!("r{room}"), "x").is_ok() {
                                 prop_assert!(!model.contains_key(&peer), "joined twice");
                                 model.insert(peer, room);
                             }
@@ -250,14 +282,27 @@ mod tests {
     }
 
     #[test]
+    fn classic_and_main_rooms_of_one_name_are_apart() {
+        let mut r = registry(&["p1", "p2", "p3"]);
+        r.join(&id("p1"), Endpoint::Main, "a", "alice").expect("joins");
+        assert!(r.join(&id("p2"), Endpoint::Classic, "a", "").expect("joins").is_empty());
+        r.join(&id("p3"), Endpoint::Classic, "a", "").expect("joins");
+        assert_eq!(r.room_of(&id("p2")), [id("p2"), id("p3")]);
+        assert_eq!(r.route(&id("p1"), &id("p2")).expect_err("other endpoint").code, ErrorCode::UnknownPeer);
+    }
+
+    #[test]
     fn relay_forgets_peer_that_disconnects_and_empty_rooms() {
         let mut r = registry(&["p1", "p2"]);
-        r.join(&id("p1"), "a", "alice").expect("joins");
-        r.join(&id("p2"), "a", "bob").expect("joins");
+        r.join(&id("p1"), Endpoint::Main, "a", "alice").expect("joins");
+        r.join(&id("p2"), Endpoint::Main, "a", "bob").expect("joins");
         assert_eq!(r.disconnect(&id("p1")), vec![id("p2")]);
         assert_eq!(r.route(&id("p2"), &id("p1")).expect_err("gone").code, ErrorCode::UnknownPeer);
         assert!(r.disconnect(&id("p2")).is_empty());
         r.connect(id("p3"));
-        assert!(r.join(&id("p3"), "a", "carol").expect("joins").is_empty(), "the room starts empty again");
+        assert!(
+            r.join(&id("p3"), Endpoint::Main, "a", "carol").expect("joins").is_empty(),
+            "the room starts empty again"
+        );
     }
 }

@@ -1,8 +1,9 @@
-//! Any bytes a client or a relay might send: parsing never panics, and whatever parses
+//! Any bytes a client or a relay might send, in either format: parsing never panics, and whatever parses
 //! as a client message serialises and parses back to itself.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use peertalk_signal::classic::ClassicMessage;
 use peertalk_signal::proto::{ClientMessage, ServerMessage};
 
 fuzz_target!(|data: &[u8]| {
@@ -12,4 +13,8 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(again, message);
     }
     let _ = ServerMessage::parse(text);
+    if let Ok(message) = ClassicMessage::parse(text) {
+        let again = ClassicMessage::parse(&message.to_json()).expect("our own JSON parses");
+        assert_eq!(again, message);
+    }
 });

@@ -1,0 +1,157 @@
+//! The classic endpoint (`/signal`): Spring-style `{"event":...,"data":...}` frames
+//! forwarded to everyone else in a room, under the same limits as the main endpoint, and
+//! peertalk clients chatting through it with `--signal-protocol classic`.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Client, RawWs, Relay};
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
+
+const CLASSIC: [&str; 2] = ["--signal-protocol", "classic"];
+
+fn offer() -> serde_json::Value {
+    json!({"event": "offer", "data": {"type": "offer", "sdp": "v=0\r\n"}})
+}
+
+#[tokio::test]
+async fn classic_frames_reach_everyone_else_in_the_room_and_nobody_outside_it() {
+    let relay = Relay::start().await;
+    let mut alice = RawWs::connect(&format!("{}/signal?room=kitchen", relay.url)).await;
+    let mut bob = RawWs::connect(&format!("{}/signal?room=kitchen", relay.url)).await;
+    let mut carol = RawWs::connect(&format!("{}/signal?room=kitchen", relay.url)).await;
+    let mut elsewhere = RawWs::connect(&format!("{}/signal?room=garden", relay.url)).await;
+    let mut unnamed = RawWs::connect(&format!("{}/signal", relay.url)).await;
+    let (mut main, _) = RawWs::join(&relay.url, "kitchen", "dave").await;
+    // The relay joins a classic connection to its room right after the handshake; give
+    // the hub that moment before the first frame.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    // Forwarded as sent, byte for byte, whatever the event.
+    let frame = r#"{"event":"offer","data":{"type":"offer","sdp":"v=0\r\n"},"extra":"kept"}"#;
+    alice.send_text(frame).await;
+    for member in [&mut bob, &mut carol] {
+        assert_eq!(member.next_frame().await, Message::Text(frame.into()));
+    }
+    unnamed.send_json(&offer()).await;
+    for quiet in [&mut alice, &mut elsewhere, &mut main] {
+        quiet.expect_silence(Duration::from_millis(300)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_classic_clients_chat_whichever_starts_first() {
+    let relay = Relay::start().await;
+    for (room, stagger) in [("first-then-second", Duration::from_millis(500)), ("together", Duration::ZERO)] {
+        let mut alice = Client::start(Some(&relay.url), room, "alice", &CLASSIC);
+        alice.expect_type("joined").await;
+        tokio::time::sleep(stagger).await;
+        let mut bob = Client::start(Some(&relay.url), room, "bob", &CLASSIC);
+        let with = alice.connected().await;
+        assert_eq!(with["name"], "bob", "the hello carries the name");
+        bob.connected().await;
+        alice.say("hello over classic").await;
+        bob.say("hi back").await;
+        assert_eq!(bob.expect_type("message").await["text"], "hello over classic");
+        assert_eq!(alice.expect_type("message").await["text"], "hi back");
+        alice.expect_type("delivered").await;
+        bob.expect_type("delivered").await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_classic_peer_that_quits_says_bye() {
+    let relay = Relay::start().await;
+    let mut alice = Client::start(Some(&relay.url), "r", "alice", &CLASSIC);
+    alice.expect_type("joined").await;
+    let mut bob = Client::start(Some(&relay.url), "r", "bob", &CLASSIC);
+    alice.connected().await;
+    bob.connected().await;
+    bob.close_input();
+    bob.finish().await;
+    let left = alice.expect_type("peer-left").await;
+    assert_eq!(left["name"], "bob");
+}
+
+#[tokio::test]
+async fn classic_connections_meet_the_same_limits() {
+    let relay = Relay::start_with(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--max-peers-per-room",
+        "2",
+        "--rate",
+        "1",
+        "--burst",
+        "2",
+        "--max-frame-bytes",
+        "1024",
+    ])
+    .await;
+    let url = format!("{}/signal?room=small", relay.url);
+    let mut alice = RawWs::connect(&url).await;
+    let mut bob = RawWs::connect(&url).await;
+
+    let mut carol = RawWs::connect(&url).await;
+    assert_eq!(
+        carol.recv().await["data"]["code"],
+        "room-full",
+        "errors take the classic shape: {{\"event\":\"error\",\"data\":{{...}}}}"
+    );
+    match carol.next_frame().await {
+        Message::Close(Some(frame)) => assert_eq!(u16::from(frame.code), 1013),
+        other => panic!("expected close 1013, got {other:?}"),
+    }
+
+    for _ in 0..3 {
+        alice.send_json(&offer()).await;
+    }
+    let limited = alice.recv().await;
+    assert_eq!(
+        (limited["event"].as_str(), limited["data"]["code"].as_str()),
+        (Some("error"), Some("rate-limited"))
+    );
+    assert_eq!(bob.recv().await["event"], "offer");
+    assert_eq!(bob.recv().await["event"], "offer");
+    bob.expect_silence(Duration::from_millis(300)).await;
+
+    bob.send_text("x".repeat(2000)).await;
+    assert_eq!(bob.recv().await["data"]["code"], "too-large");
+    match bob.next_frame().await {
+        Message::Close(Some(frame)) => assert_eq!(u16::from(frame.code), 1009),
+        other => panic!("expected close 1009, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn classic_handshakes_are_checked_for_room_secret_and_path() {
+    let relay = Relay::start_with(&["--listen", "127.0.0.1:0", "--room-secret", "s3cret"]).await;
+    let status = |url: String| async move {
+        match tokio_tungstenite::connect_async(url).await {
+            Ok(_) => 101,
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
+            Err(e) => panic!("expected an HTTP answer, got {e}"),
+        }
+    };
+    assert_eq!(status(format!("{}/signal?room=r", relay.url)).await, 403);
+    assert_eq!(status(format!("{}/signal?room=r&secret=guess", relay.url)).await, 403);
+    assert_eq!(status(format!("{}/signal?room=r&secret=s3cret", relay.url)).await, 101);
+    assert_eq!(status(format!("{}/signal?room=%1B%5B31m&secret=s3cret", relay.url)).await, 400);
+
+    let off = Relay::start_with(&["--listen", "127.0.0.1:0", "--classic-path", "off"]).await;
+    assert_eq!(status(format!("{}/signal", off.url)).await, 404);
+    let moved = Relay::start_with(&["--listen", "127.0.0.1:0", "--classic-path", "/ws/legacy"]).await;
+    assert_eq!(status(format!("{}/ws/legacy?room=r", moved.url)).await, 101);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_classic_client_refused_at_the_handshake_exits_4_with_the_reason() {
+    let relay = Relay::start_with(&["--listen", "127.0.0.1:0", "--room-secret", "s3cret"]).await;
+    let mut args = CLASSIC.to_vec();
+    args.extend(["--send", "hi"]);
+    let done = Client::start(Some(&relay.url), "r", "eve", &args).finish().await;
+    assert_eq!(done.code, Some(4), "{}", done.stderr);
+    assert!(done.stderr.contains("HTTP 403") && done.stderr.contains("secret"), "{}", done.stderr);
+}
