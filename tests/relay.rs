@@ -348,3 +348,39 @@ async fn with_metrics_listen_the_endpoints_move_off_the_public_port() {
     assert_eq!(http_get(&private, "/healthz").await.0, 200);
     assert_eq!(http_get(&relay.addr, "/metrics").await.0, 404, "not on the public port");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_stops_reading_is_dropped_with_4008_and_its_room_told() {
+    let relay =
+        Relay::start_with(&["--listen", "127.0.0.1:0", "--rate", "100000", "--burst", "100000"]).await;
+    let (mut alice, _) = RawWs::join(&relay.url, "slow", "alice").await;
+    let (mut bob, w) = RawWs::join(&relay.url, "slow", "bob").await;
+    let bob_id = w["id"].clone();
+    assert_eq!(alice.recv().await["type"], "peer-joined");
+    // Bob reads nothing while large signals pile up: the sockets' buffers fill, then his
+    // outbox at the relay.
+    let big = json!({"candidate": {"candidate": "x".repeat(60_000)}});
+    let signal = json!({"type": "signal", "to": bob_id, "signal": big}).to_string();
+    let mut left = None;
+    for _ in 0..2000 {
+        alice.send_text(signal.clone()).await;
+        if let Ok(Some(Ok(Message::Text(text)))) =
+            tokio::time::timeout(Duration::from_millis(1), alice.next_raw()).await
+        {
+            left = Some(serde_json::from_str::<Value>(&text).expect("JSON"));
+            break;
+        }
+    }
+    let left = match left {
+        Some(left) => left,
+        None => tokio::time::timeout(Duration::from_secs(5), alice.recv()).await.expect("told in time"),
+    };
+    assert_eq!(left, json!({"type": "peer-left", "id": bob_id}));
+    loop {
+        match bob.next_frame().await {
+            Message::Close(Some(frame)) => break assert_eq!(u16::from(frame.code), 4008),
+            Message::Text(_) => {}
+            other => panic!("expected signals then close 4008, got {other:?}"),
+        }
+    }
+}

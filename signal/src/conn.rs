@@ -5,6 +5,7 @@
 //! and name syntax, binary frames, size) is refused here, so the hub only sees messages
 //! that are well formed.
 
+use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
@@ -26,7 +27,9 @@ use crate::classic::ClassicMessage;
 use crate::http::{self, Rewind, Route};
 use crate::hub::{Command, OUTBOX_FRAMES};
 use crate::metrics::Metrics;
-use crate::proto::{self, ClientMessage, ErrorCode, PROTOCOL_VERSION, PeerId, Refusal, ServerMessage, close};
+use crate::proto::{
+    self, ClientMessage, ErrorCode, PROTOCOL_VERSION, PeerId, Refusal, ServerMessage, SignalRef, close,
+};
 use crate::room::Endpoint;
 use crate::server::Shared;
 
@@ -188,10 +191,11 @@ async fn serve<S>(
     let endpoint = target.endpoint();
 
     let (outbox, mut inbox) = mpsc::channel(OUTBOX_FRAMES);
-    if hub.send(Command::Connect { id: id.clone(), endpoint, outbox }).await.is_err() {
+    let (kick, mut kicked) = oneshot::channel();
+    if hub.send(Command::Connect { id: id.clone(), endpoint, outbox, kick }).await.is_err() {
         return;
     }
-    let mut conn = Conn { id: id.clone(), hub, room: None };
+    let mut conn = Conn { id: id.clone(), hub, room: None, routes: HashMap::new(), metrics };
     if let Target::Classic { room } = target
         && let Err(refusal) = conn.join_classic(room).await
     {
@@ -283,17 +287,15 @@ async fn serve<S>(
                     break Ending::Broken;
                 }
             },
-            frame = inbox.recv() => match frame {
-                Some(frame) => {
-                    let write = tokio::time::timeout(config.idle_timeout, write_batch(&mut ws, frame, &mut inbox));
-                    if !matches!(write.await, Ok(Ok(()))) {
-                        break Ending::Broken;
-                    }
+            Some(frame) = inbox.recv() => {
+                let write = tokio::time::timeout(config.idle_timeout, write_batch(&mut ws, frame, &mut inbox));
+                if !matches!(write.await, Ok(Ok(()))) {
+                    break Ending::Broken;
                 }
-                None => {
-                    close_with(&mut ws, close::TOO_SLOW, "connection fell too far behind").await;
-                    break Ending::TooSlow;
-                }
+            },
+            _ = &mut kicked => {
+                close_with(&mut ws, close::TOO_SLOW, "connection fell too far behind").await;
+                break Ending::TooSlow;
             },
             _ = shutdown.changed() => {
                 close_with(&mut ws, close::GOING_AWAY, "relay shutting down").await;
@@ -311,13 +313,16 @@ async fn serve<S>(
     );
 }
 
-struct Conn {
+struct Conn<'a> {
     id: PeerId,
     hub: mpsc::Sender<Command>,
     room: Option<String>,
+    /// Outboxes of peers this connection has signalled, which it may now reach directly.
+    routes: HashMap<PeerId, mpsc::Sender<Utf8Bytes>>,
+    metrics: &'a Metrics,
 }
 
-impl Conn {
+impl Conn<'_> {
     /// Puts a classic connection in its room, or says why it cannot be.
     async fn join_classic(&mut self, room: String) -> Result<(), Refusal> {
         let (done, answer) = oneshot::channel();
@@ -333,8 +338,44 @@ impl Conn {
         Ok(())
     }
 
+    /// Sends a signal frame to `to`: straight into its outbox when the hub has already
+    /// routed between us, else through the hub, which checks the room and then hands us
+    /// the route. A full outbox goes to the hub too, which drops that slow connection.
+    async fn forward(&mut self, to: PeerId, frame: Utf8Bytes) {
+        let len = frame.len();
+        let frame = match self.routes.get(&to) {
+            Some(outbox) => match outbox.try_send(frame) {
+                Ok(()) => {
+                    self.metrics.forwarded(len);
+                    return;
+                }
+                Err(mpsc::error::TrySendError::Closed(frame)) => {
+                    self.routes.remove(&to);
+                    frame
+                }
+                Err(mpsc::error::TrySendError::Full(frame)) => frame,
+            },
+            None => frame,
+        };
+        let (route, learned) = oneshot::channel();
+        let command = Command::Forward { id: self.id.clone(), to: to.clone(), frame, route: Some(route) };
+        // The hub only goes away when the relay stops; the shutdown arm closes us then.
+        if self.hub.send(command).await.is_ok()
+            && let Ok(outbox) = learned.await
+        {
+            self.routes.insert(to, outbox);
+        }
+    }
+
     /// Handles one text frame; a refusal is answered to this client alone.
     async fn on_text(&mut self, text: &str, room_secret: Option<&str>) -> Result<(), Refusal> {
+        // Signals are nearly all the traffic: they are checked and forwarded as sent,
+        // without building and re-serialising a tree.
+        if let Some(signal) = SignalRef::parse(text) {
+            let frame = signal.forward_from(&self.id);
+            self.forward(PeerId(signal.to.into_owned()), frame.into()).await;
+            return Ok(());
+        }
         let command = match ClientMessage::parse(text)? {
             ClientMessage::Join { room, name, version, secret } => {
                 if let Some(expected) = room_secret
@@ -362,7 +403,8 @@ impl Conn {
             }
             ClientMessage::Signal { to, signal } => {
                 let frame = ServerMessage::Signal { from: self.id.clone(), signal }.to_json();
-                Command::Forward { id: self.id.clone(), to, frame: frame.into() }
+                self.forward(to, frame.into()).await;
+                return Ok(());
             }
         };
         // The hub only goes away when the relay stops; the shutdown arm closes us then.
@@ -451,6 +493,9 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     ws.feed(Message::Text(first)).await?;
+    // Under load, let the tasks that are ready run first: what they add to our outbox
+    // goes out in this write. One send per frame was most of the relay's CPU time.
+    tokio::task::yield_now().await;
     for _ in 0..OUTBOX_FRAMES {
         match inbox.try_recv() {
             Ok(frame) => ws.feed(Message::Text(frame)).await?,

@@ -102,38 +102,61 @@ pub async fn respond<S: AsyncWrite + Unpin>(stream: &mut S, status: u16, content
     let _ = stream.shutdown().await;
 }
 
-/// A stream that first yields bytes already read from it.
+/// How much is read from the socket at once when the reader asks for less. tungstenite
+/// asks for at most its read buffer, kept small because every idle connection holds one;
+/// with one `recv` per two or three frames, system calls were most of the relay's work.
+const READ_AHEAD: usize = 16 * 1024;
+
+/// A stream that first yields bytes already read from it (the request head), then reads
+/// ahead in large chunks into a buffer that exists only while data is flowing: it is given
+/// back whenever the socket has nothing more, so idle connections do not pay for it.
 pub struct Rewind<S> {
-    prefix: Vec<u8>,
-    pos: usize,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
     inner: S,
 }
 
 impl<S> Rewind<S> {
     pub fn new(prefix: Vec<u8>, inner: S) -> Self {
-        Self { prefix, pos: 0, inner }
+        Self { end: prefix.len(), buf: prefix, start: 0, inner }
+    }
+
+    /// Hands over what is buffered, as much as fits.
+    fn drain_into(&mut self, out: &mut ReadBuf<'_>) {
+        let n = (self.end - self.start).min(out.remaining());
+        out.put_slice(&self.buf[self.start..self.start + n]);
+        self.start += n;
     }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Rewind<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        if self.pos < self.prefix.len() {
-            let n = (self.prefix.len() - self.pos).min(buf.remaining());
-            let start = self.pos;
-            buf.put_slice(&self.prefix[start..start + n]);
-            self.pos += n;
-            if self.pos == self.prefix.len() {
-                // Give the head's memory back once it has been replayed.
-                self.prefix = Vec::new();
-                self.pos = 0;
-            }
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, out: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.start < this.end {
+            this.drain_into(out);
             return Poll::Ready(Ok(()));
         }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        if out.remaining() >= READ_AHEAD {
+            return Pin::new(&mut this.inner).poll_read(cx, out);
+        }
+        if this.buf.len() < READ_AHEAD {
+            this.buf = vec![0; READ_AHEAD];
+        }
+        let mut ahead = ReadBuf::new(&mut this.buf);
+        match Pin::new(&mut this.inner).poll_read(cx, &mut ahead) {
+            Poll::Ready(Ok(())) => {
+                (this.start, this.end) = (0, ahead.filled().len());
+                this.drain_into(out);
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => {
+                this.buf = Vec::new();
+                (this.start, this.end) = (0, 0);
+                Poll::Pending
+            }
+        }
     }
 }
 
@@ -178,5 +201,22 @@ mod tests {
         let mut all = String::new();
         stream.read_to_string(&mut all).await.expect("reads");
         assert_eq!(all, "abcdef");
+    }
+
+    #[tokio::test]
+    async fn small_reads_are_served_from_one_large_read_in_order() {
+        let data: Vec<u8> = (0..3 * READ_AHEAD).map(|i| (i % 251) as u8).collect();
+        let mut stream = Rewind::new(b"head".to_vec(), &data[..]);
+        let mut got = Vec::new();
+        let mut chunk = [0u8; 1000];
+        loop {
+            let n = stream.read(&mut chunk).await.expect("reads");
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&chunk[..n]);
+        }
+        assert_eq!(&got[..4], b"head");
+        assert_eq!(&got[4..], &data[..]);
     }
 }

@@ -1,9 +1,14 @@
 //! The hub: one task that owns the [`Registry`] and every connection's outbox.
 //!
-//! Connections never touch each other. They send [`Command`]s here; the hub applies them
-//! in arrival order and pushes ready-made frames into the outboxes of whoever must hear.
-//! Because one task does all of it, "peer-joined" always reaches a member before any
-//! signal from the newcomer, and no lock is needed.
+//! Connections send [`Command`]s here; the hub applies them in arrival order and pushes
+//! ready-made frames into the outboxes of whoever must hear. Because one task does all of
+//! it, "peer-joined" always reaches a member before any signal from the newcomer, and no
+//! lock is needed.
+//!
+//! The one shortcut: once the hub has routed a signal from one peer to another, it hands
+//! the sender the addressee's outbox, and later signals between them skip the hub. That is
+//! safe because a connection never changes rooms and ids are never reused: the outbox
+//! stays the right one, and closes when its connection ends.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,13 +29,20 @@ pub const OUTBOX_FRAMES: usize = 256;
 #[derive(Debug)]
 pub enum Command {
     /// A WebSocket handshake on `endpoint` completed; frames for `id` go to `outbox`.
-    Connect { id: PeerId, endpoint: Endpoint, outbox: mpsc::Sender<Utf8Bytes> },
+    /// Dropping `kick` tells the connection it has been dropped.
+    Connect { id: PeerId, endpoint: Endpoint, outbox: mpsc::Sender<Utf8Bytes>, kick: oneshot::Sender<()> },
     /// `id` asks to enter `room` as `name` (already validated for shape).
     Join { id: PeerId, room: String, name: String },
     /// A classic connection enters the room its URL named; the answer says whether it may.
     JoinClassic { id: PeerId, room: String, done: oneshot::Sender<Result<(), Refusal>> },
     /// `id` sends `frame`, a serialised [`ServerMessage::Signal`] stamped `from: id`, to `to`.
-    Forward { id: PeerId, to: PeerId, frame: Utf8Bytes },
+    /// Once delivered, `route` gets `to`'s outbox, for `id` to use directly from then on.
+    Forward {
+        id: PeerId,
+        to: PeerId,
+        frame: Utf8Bytes,
+        route: Option<oneshot::Sender<mpsc::Sender<Utf8Bytes>>>,
+    },
     /// `id`, a classic connection, sends `frame` as it is to everyone else in its room.
     Broadcast { id: PeerId, frame: Utf8Bytes },
     /// The connection of `id` is gone.
@@ -56,14 +68,16 @@ struct Hub {
 struct Outbox {
     frames: mpsc::Sender<Utf8Bytes>,
     endpoint: Endpoint,
+    /// Held only to be dropped: that tells the connection to close.
+    _kick: oneshot::Sender<()>,
 }
 
 impl Hub {
     fn apply(&mut self, cmd: Command) {
         match cmd {
-            Command::Connect { id, endpoint, outbox } => {
+            Command::Connect { id, endpoint, outbox, kick } => {
                 self.registry.connect(id.clone());
-                self.outboxes.insert(id, Outbox { frames: outbox, endpoint });
+                self.outboxes.insert(id, Outbox { frames: outbox, endpoint, _kick: kick });
             }
             Command::JoinClassic { id, room, done } => {
                 let joined = self.registry.join(&id, Endpoint::Classic, &room, "").map(drop);
@@ -92,10 +106,13 @@ impl Hub {
                 }
                 Err(refusal) => self.refuse(&id, refusal),
             },
-            Command::Forward { id, to, frame } => match self.registry.route(&id, &to) {
+            Command::Forward { id, to, frame, route } => match self.registry.route(&id, &to) {
                 Ok(()) => {
                     self.shared.metrics.forwarded(frame.len());
                     self.deliver(&to, frame);
+                    if let (Some(route), Some(outbox)) = (route, self.outboxes.get(&to)) {
+                        let _ = route.send(outbox.frames.clone());
+                    }
                 }
                 Err(refusal) => self.refuse(&id, refusal),
             },
@@ -126,7 +143,7 @@ impl Hub {
     }
 
     /// Queues a frame for `id`. A connection whose outbox is full is dropped: its task sees
-    /// the outbox close and ends the connection, and its room hears that it left.
+    /// its kick and ends the connection, and its room hears that it left.
     fn deliver(&mut self, id: &PeerId, frame: Utf8Bytes) {
         let Some(outbox) = self.outboxes.get(id) else { return };
         match outbox.frames.try_send(frame) {

@@ -5,9 +5,11 @@
 //! through. `signal/PROTOCOL.md` documents every message with an example; this module
 //! is its executable form and must not need anything but serde.
 
+use std::borrow::Cow;
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::value::RawValue;
 
 /// The protocol version this crate speaks. A client announces it in [`ClientMessage::Join`];
 /// the relay answers a different major version with [`ErrorCode::UnsupportedVersion`].
@@ -259,6 +261,99 @@ impl ClientMessage {
     }
 }
 
+/// A `signal` message as the relay forwards it: the addressee, and the signal's JSON
+/// exactly as the client sent it, already checked to be a valid [`Signal`].
+#[derive(Debug)]
+pub struct SignalRef<'a> {
+    pub to: Cow<'a, str>,
+    pub signal: &'a RawValue,
+}
+
+impl<'a> SignalRef<'a> {
+    /// Reads a `signal` message without copying its signal: the relay's hot path. `None`
+    /// for any other frame, and for a malformed one, which [`ClientMessage::parse`] then
+    /// reads and explains. Accepts exactly what `parse` accepts as a `signal`.
+    #[must_use]
+    pub fn parse(text: &'a str) -> Option<Self> {
+        let frame: SignalFrame<'a> = serde_json::from_str(text).ok()?;
+        serde_json::from_str::<SignalShape>(frame.signal.get()).ok()?;
+        Some(Self { to: frame.to, signal: frame.signal })
+    }
+
+    /// The frame that carries this signal to its addressee, stamped `from`.
+    #[must_use]
+    pub fn forward_from(&self, from: &PeerId) -> String {
+        let from = serde_json::to_string(&from.0).expect(SERIALISE_INFALLIBLE);
+        format!(r#"{{"type":"signal","from":{from},"signal":{}}}"#, self.signal.get())
+    }
+}
+
+/// The fields of a `signal` message, borrowed.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignalFrame<'a> {
+    #[serde(rename = "type")]
+    _kind: SignalTag,
+    #[serde(borrow)]
+    to: Cow<'a, str>,
+    #[serde(borrow)]
+    signal: &'a RawValue,
+}
+
+#[derive(Deserialize)]
+enum SignalTag {
+    #[serde(rename = "signal")]
+    Signal,
+}
+
+/// [`Signal`]'s shape, checked without keeping (or allocating) any of its strings.
+#[derive(Deserialize)]
+#[allow(dead_code)] // the variants' contents are there to be checked, never read
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+enum SignalShape {
+    Description(DescriptionShape),
+    Candidate(CandidateShape),
+}
+
+#[derive(Deserialize)]
+struct DescriptionShape {
+    #[serde(rename = "type")]
+    _kind: SdpKind,
+    #[serde(rename = "sdp")]
+    _sdp: AnyStr,
+}
+
+#[derive(Deserialize)]
+struct CandidateShape {
+    #[serde(rename = "candidate")]
+    _candidate: AnyStr,
+    #[serde(rename = "sdpMid", default)]
+    _sdp_mid: Option<AnyStr>,
+    #[serde(rename = "sdpMLineIndex", default)]
+    _sdp_m_line_index: Option<u16>,
+    #[serde(rename = "usernameFragment", default)]
+    _username_fragment: Option<AnyStr>,
+}
+
+/// Any JSON string, read and dropped.
+struct AnyStr;
+
+impl<'de> Deserialize<'de> for AnyStr {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = AnyStr;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<AnyStr, E> {
+                Ok(AnyStr)
+            }
+        }
+        deserializer.deserialize_str(Visitor)
+    }
+}
+
 impl ServerMessage {
     /// Parses one text frame from the relay.
     pub fn parse(text: &str) -> Result<Self, serde_json::Error> {
@@ -362,7 +457,54 @@ mod tests {
         );
     }
 
+    /// What the relay would forward for `text` the slow way: parse, then re-serialise.
+    fn forwarded_slowly(text: &str) -> Option<ServerMessage> {
+        match ClientMessage::parse(text) {
+            Ok(ClientMessage::Signal { signal, .. }) => {
+                Some(ServerMessage::Signal { from: PeerId("p1".into()), signal })
+            }
+            _ => None,
+        }
+    }
+
+    fn forwarded_fast(text: &str) -> Option<ServerMessage> {
+        let signal = SignalRef::parse(text)?;
+        Some(
+            ServerMessage::parse(&signal.forward_from(&PeerId("p1".into())))
+                .expect("a forwarded frame parses"),
+        )
+    }
+
+    #[test]
+    fn the_fast_signal_path_accepts_and_forwards_what_the_parser_does() {
+        for text in [
+            r#"{"type":"signal","to":"p2","signal":{"description":{"type":"offer","sdp":"v=0
+"}}}"#,
+            r#"{"signal":{"candidate":{"candidate":"c","sdpMid":null,"extra":1}},"to":"p2","type":"signal"}"#,
+            r#"{"type":"signal","to":"p2","signal":{"description":{"type":"dance","sdp":""}}}"#,
+            r#"{"type":"signal","to":"p2","signal":{"candidate":{"candidate":"c"},"description":{"type":"offer","sdp":""}}}"#,
+            r#"{"type":"signal","to":"p2","from":"p3","signal":{"candidate":{"candidate":"c"}}}"#,
+            r#"{"type":"signal","to":"p2","signal":{"candidate":{"candidate":7}}}"#,
+            r#"{"type":"join","room":"r","name":"n","version":1}"#,
+        ] {
+            assert_eq!(forwarded_fast(text), forwarded_slowly(text), "{text}");
+        }
+        let to = SignalRef::parse(r#"{"type":"signal","to":"p2","signal":{"candidate":{"candidate":"c"}}}"#);
+        assert_eq!(to.map(|s| s.to.into_owned()).as_deref(), Some("p2"));
+    }
+
     proptest::proptest! {
+        /// Signal-shaped frames with arbitrary values: the fast path and the parser agree.
+        #[test]
+        fn fast_and_slow_signal_paths_agree(kind in "offer|answer|[a-z]{0,5}", key in "candidate|description|sdp|[a-z]{0,4}", a in ".{0,30}", n in proptest::num::i32::ANY) {
+            for text in [
+                format!(r#"{{"type":"signal","to":{a:?},"signal":{{"description":{{"type":"{kind}","sdp":{a:?}}}}}}}"#),
+                format!(r#"{{"type":"signal","to":"p2","signal":{{"{key}":{{"candidate":{a:?},"sdpMLineIndex":{n}}}}}}}"#),
+            ] {
+                proptest::prop_assert_eq!(forwarded_fast(&text), forwarded_slowly(&text));
+            }
+        }
+
         /// No text frame makes the parser panic; it yields a message or a refusal.
         #[test]
         fn parsing_any_text_never_panics(text in ".{0,200}") {

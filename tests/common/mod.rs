@@ -370,6 +370,11 @@ impl RawWs {
         }
     }
 
+    /// The next item from the socket as it comes, pings included.
+    pub async fn next_raw(&mut self) -> Option<Result<Message, tokio_tungstenite::tungstenite::Error>> {
+        self.ws.next().await
+    }
+
     /// Expects nothing to arrive for `quiet`.
     pub async fn expect_silence(&mut self, quiet: Duration) {
         if let Ok(Some(frame)) = timeout(quiet, self.ws.next()).await {
