@@ -2,11 +2,12 @@
 
 step() { printf '\n== %s\n' "$*"; }
 
-# Installs the Debian packages named (each the name of the command it provides) that are
-# missing; nothing when all are there.
+# Installs the Debian packages for the commands named that are missing; nothing when all
+# are there. Each is a command that its package shares a name with (tmux), or
+# command:package (turnserver:coturn).
 need() {
     local missing=()
-    for tool in "$@"; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
+    for tool in "$@"; do command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}"); done
     [ ${#missing[@]} -eq 0 ] && return
     step "installing ${missing[*]}"
     local sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -173,6 +173,8 @@ pub struct Settings {
     pub expect: Option<usize>,
     /// Scripts: a failure that makes the goal unreachable ends the run with its code.
     pub strict: bool,
+    /// Every path goes through TURN (`--relay-only`), which a failure message should say.
+    pub relay_only: bool,
 }
 
 #[derive(Debug)]
@@ -357,7 +359,14 @@ impl App {
                     fx.push(Effect::Show(Notice::Link { peer: id.clone(), name, state, detail: None }));
                 }
                 if state == LinkState::Failed {
-                    peer.failure.get_or_insert_with(|| "ICE found no working path".to_owned());
+                    let relay_only = self.settings.relay_only;
+                    peer.failure.get_or_insert_with(|| {
+                        if relay_only {
+                            "no ICE candidate pair succeeded; with --relay-only every path goes through the TURN server, check that it is reachable from both sides".to_owned()
+                        } else {
+                            "ICE found no working path".to_owned()
+                        }
+                    });
                     fx.push(Effect::Peer { id, command: PeerCommand::Close });
                 }
             }
@@ -600,7 +609,13 @@ mod tests {
     use super::*;
 
     fn app(expect: Option<usize>) -> App {
-        App::new(Settings { name: "alice".into(), room: "demo".into(), expect, strict: true })
+        App::new(Settings {
+            name: "alice".into(),
+            room: "demo".into(),
+            expect,
+            strict: true,
+            relay_only: false,
+        })
     }
 
     fn pid(s: &str) -> PeerId {

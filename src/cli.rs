@@ -63,6 +63,11 @@ pub struct Cli {
     #[arg(long, env = "PEERTALK_ICE_CREDENTIAL", hide_env_values = true)]
     pub ice_credential: Option<String>,
 
+    /// Send everything through the TURN server (ICE transport policy "relay"): no direct
+    /// path is tried, and the other side sees only the TURN server's address.
+    #[arg(long, env = "PEERTALK_RELAY_ONLY")]
+    pub relay_only: bool,
+
     /// Local address for WebRTC traffic (IP or IP:PORT); repeatable. By default the
     /// loopback address when the relay is on loopback, otherwise all interfaces.
     #[arg(long, value_name = "ADDR", env = "PEERTALK_BIND", value_delimiter = ',')]
@@ -120,6 +125,14 @@ pub struct IceServer {
     pub credential: String,
 }
 
+impl IceServer {
+    /// Whether this is a TURN server (`turn:` or `turns:`), which can relay.
+    #[must_use]
+    pub fn is_turn(&self) -> bool {
+        self.url.starts_with("turn:") || self.url.starts_with("turns:")
+    }
+}
+
 /// How received messages and events are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputFormat {
@@ -159,6 +172,7 @@ pub struct Config {
     pub extra_roots: Vec<CertificateDer<'static>>,
     pub room_secret: Option<String>,
     pub ice_servers: Vec<IceServer>,
+    pub relay_only: bool,
     pub bind: Vec<SocketAddr>,
     pub format: OutputFormat,
     /// Run for a script: `--headless`, or implied by `--json`, `--send` or `--expect`.
@@ -181,11 +195,14 @@ impl Cli {
             Some(url) => SignalTarget::Given(check_signal_url(&url)?),
             None => SignalTarget::Default,
         };
-        let ice_servers = self
+        let ice_servers: Vec<IceServer> = self
             .ice_servers
             .iter()
             .map(|url| check_ice_server(url, self.ice_username.as_deref(), self.ice_credential.as_deref()))
             .collect::<Result<_, _>>()?;
+        if self.relay_only && !ice_servers.iter().any(IceServer::is_turn) {
+            return Err("--relay-only sends everything through a TURN server; give one with --ice-server turn:HOST:PORT, --ice-username and --ice-credential".to_owned());
+        }
         let bind = if self.bind.is_empty() {
             default_bind(signal.url())
         } else {
@@ -210,6 +227,7 @@ impl Cli {
             },
             room_secret: self.room_secret,
             ice_servers,
+            relay_only: self.relay_only,
             bind,
             format: if self.json { OutputFormat::Json } else { OutputFormat::Text },
             headless: self.headless || self.json || !self.send.is_empty() || self.expect.is_some(),
@@ -323,6 +341,14 @@ mod tests {
         assert_eq!(default_bind("ws://localhost:1/"), addr("127.0.0.1:0"));
         assert_eq!(default_bind("ws://[::1]:8787"), addr("[::1]:0"));
         assert_eq!(default_bind("ws://relay.example.org:80"), addr("0.0.0.0:0"));
+    }
+
+    #[test]
+    fn relay_only_needs_a_turn_server() {
+        let err =
+            config(&["--room", "r", "--name", "a", "--relay-only", "--ice-server", "stun:127.0.0.1:3478"])
+                .expect_err("refused");
+        assert!(err.contains("--relay-only") && err.contains("turn:"), "{err}");
     }
 
     #[test]

@@ -29,6 +29,10 @@ pub enum Outcome {
     TimedOut(String),
     /// A message could not be sent as typed (too long for a DataChannel message).
     InputRejected(String),
+    /// The TURN server refused our credentials (or to relay for us).
+    TurnRefused(String),
+    /// The TURN server did not answer.
+    TurnUnreachable(String),
     /// Ctrl-C or SIGTERM; connections were closed cleanly first.
     Interrupted(String),
 }
@@ -48,6 +52,8 @@ impl Outcome {
             Self::PeerLeft(_) => 7,
             Self::TimedOut(_) => 8,
             Self::InputRejected(_) => 9,
+            Self::TurnRefused(_) => 10,
+            Self::TurnUnreachable(_) => 11,
             Self::Interrupted(_) => 130,
         }
     }
@@ -66,6 +72,8 @@ impl Outcome {
             | Self::PeerLeft(m)
             | Self::TimedOut(m)
             | Self::InputRejected(m)
+            | Self::TurnRefused(m)
+            | Self::TurnUnreachable(m)
             | Self::Interrupted(m) => Some(m),
         }
     }
@@ -95,4 +103,6 @@ Exit codes:
   7  a peer left before acknowledging messages sent to it
   8  timed out waiting for acknowledgements or for --expect messages
   9  a message was too long to send (the limit is 65,536 bytes once encoded)
+ 10  a TURN server refused the --ice-username/--ice-credential (with --relay-only)
+ 11  a TURN server did not answer (with --relay-only)
 130  interrupted by Ctrl-C or SIGTERM (connections are closed cleanly first)";

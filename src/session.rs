@@ -54,9 +54,19 @@ pub trait Frontend {
 /// Runs a chat until the app decides it is over.
 pub async fn run(config: Config, ui: &mut impl Frontend) -> Outcome {
     let deadline = config.timeout.map(|t| Instant::now() + t);
-    let (joined, hosted) = match connect(&config, ui).await {
+    let (joined, turn) = tokio::join!(connect(&config, ui), check_turn_servers(&config));
+    let (joined, hosted) = match joined {
         Ok(ok) => ok,
         Err(outcome) => return outcome,
+    };
+    let turn_warnings = match turn {
+        Ok(warnings) => warnings,
+        Err(outcome) => {
+            if let Some(relay) = hosted {
+                relay.stop().await;
+            }
+            return outcome;
+        }
     };
     let Joined { me, peers, outgoing, events: mut relay } = joined;
 
@@ -66,13 +76,21 @@ pub async fn run(config: Config, ui: &mut impl Frontend) -> Outcome {
         expect: config.expect,
         // A person at a terminal stays when a peer fails or leaves; a script gets an exit code.
         strict: config.headless || !std::io::IsTerminal::is_terminal(&std::io::stdin()),
+        relay_only: config.relay_only,
     });
-    let net = Arc::new(NetOptions { ice_servers: config.ice_servers.clone(), bind: config.bind.clone() });
+    let net = Arc::new(NetOptions {
+        ice_servers: config.ice_servers.clone(),
+        relay_only: config.relay_only,
+        bind: config.bind.clone(),
+    });
     let (peer_tx, mut peer_rx) = mpsc::channel::<(PeerId, PeerEvent)>(1024);
     let mut links: HashMap<PeerId, PeerHandle> = HashMap::new();
     let mut relay_open = true;
     let mut input_open = true;
     let mut next = Some(Event::Welcome { me, peers });
+    for warning in turn_warnings {
+        let _ = ui.show(&Notice::Warning { text: warning }).await;
+    }
     let interrupted = interrupted();
     tokio::pin!(interrupted);
 
@@ -139,6 +157,35 @@ pub async fn run(config: Config, ui: &mut impl Frontend) -> Outcome {
     }
     let _ = ui.flush().await;
     outcome
+}
+
+/// Tries every TURN server once, alongside joining the room. With `--relay-only` and no
+/// usable server, the run cannot connect anyone, so it ends here with the reason; otherwise
+/// each problem is a warning for the user.
+async fn check_turn_servers(config: &Config) -> Result<Vec<String>, Outcome> {
+    use peer::turn::TurnProblem;
+    let turn: Vec<_> = config.ice_servers.iter().filter(|s| s.is_turn()).collect();
+    let Some(bind) = config.bind.first().copied() else { return Ok(Vec::new()) };
+    let checks = futures_util::future::join_all(turn.iter().map(|s| peer::turn::check(s, bind))).await;
+    let problems: Vec<_> = checks.into_iter().filter_map(Result::err).collect();
+    if config.relay_only
+        && problems.len() == turn.len()
+        && let Some(problem) = problems.first()
+    {
+        let why = format!(
+            "{problem}; with --relay-only every path goes through the TURN server, so nobody can be reached"
+        );
+        return Err(match problem {
+            TurnProblem::Refused { .. } | TurnProblem::Failed { .. } => {
+                Outcome::TurnRefused(format!("{why}; check --ice-username and --ice-credential"))
+            }
+            TurnProblem::Unreachable { .. } => {
+                Outcome::TurnUnreachable(format!("{why}; check that it runs and can be reached"))
+            }
+            TurnProblem::Unsupported { .. } => Outcome::Usage(why),
+        });
+    }
+    Ok(problems.iter().map(|p| format!("{p}; peers will be reached without it")).collect())
 }
 
 fn relay_event(event: RelayEvent) -> Event {

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use peertalk_signal::proto::{IceCandidate, PeerId, SdpKind, SessionDescription, Signal};
 use rtc::ice::mdns::MulticastDnsMode;
+use rtc::peer_connection::configuration::RTCIceTransportPolicy;
 use rtc::peer_connection::transport::RTCDtlsRole;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
@@ -24,6 +25,8 @@ use webrtc::peer_connection::{
 };
 
 use crate::cli::IceServer;
+
+pub mod turn;
 
 /// The chat channel's label; both sides use it and the answerer checks it.
 const CHAT_LABEL: &str = "chat";
@@ -137,6 +140,8 @@ impl Path {
 #[derive(Debug, Clone)]
 pub struct NetOptions {
     pub ice_servers: Vec<IceServer>,
+    /// Gather and use relay candidates only (ICE transport policy "relay").
+    pub relay_only: bool,
     pub bind: Vec<SocketAddr>,
 }
 
@@ -251,7 +256,11 @@ async fn build(net: &NetOptions, handler: Handler) -> Result<impl PeerConnection
             credential: s.credential.clone(),
         })
         .collect();
-    let config = RTCConfigurationBuilder::new().with_ice_servers(ice_servers).build();
+    let policy = if net.relay_only { RTCIceTransportPolicy::Relay } else { RTCIceTransportPolicy::All };
+    let config = RTCConfigurationBuilder::new()
+        .with_ice_servers(ice_servers)
+        .with_ice_transport_policy(policy)
+        .build();
     // mDNS off: it would multicast on the LAN, and our candidates are plain addresses.
     // The answerer takes the DTLS server role so that the offerer, which holds the chat
     // channel and can nudge the driver (see DRIVER_NUDGE), is the side that starts SCTP.
