@@ -23,7 +23,8 @@ const BULK_MESSAGE: usize = 16 * 1024;
 async fn main() {
     let relay = Relay::start().await;
     println!("peertalk end-to-end benchmark: two headless clients and a relay on loopback\n");
-    open_time(&relay.url).await;
+    open_time(&relay.url, "host candidates", &[]).await;
+    open_through_turn(&relay.url).await;
     round_trip(&relay.url).await;
     throughput(&relay.url).await;
     idle_interface(&relay.url).await;
@@ -82,16 +83,30 @@ fn cpu_ticks(pid: u32) -> u64 {
     field(11) + field(12)
 }
 
+/// The same, with every path through a real coturn on loopback (`--relay-only`). Skipped,
+/// with a word, when coturn is not installed.
+async fn open_through_turn(relay: &str) {
+    if std::process::Command::new("turnserver").arg("--help").output().is_err() {
+        println!("DataChannel open through TURN: skipped (turnserver not installed; apt-get install coturn)");
+        return;
+    }
+    let turn = common::turn::Turn::start().await;
+    let mut flags = turn.flags(common::turn::PASSWORD);
+    flags.push("--relay-only".to_owned());
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    open_time(relay, "TURN only (--relay-only, coturn)", &flags).await;
+}
+
 /// From starting the second (offering) process until both clients print `connected`,
 /// which they do when the DataChannel is open.
-async fn open_time(relay: &str) {
+async fn open_time(relay: &str, paths: &str, flags: &[&str]) {
     let mut samples = Vec::new();
     for run in 0..OPEN_RUNS {
-        let room = format!("open-{run}");
-        let mut alice = Client::start(Some(relay), &room, "alice", &[]);
+        let room = format!("open-{run}-{}", flags.len());
+        let mut alice = Client::start(Some(relay), &room, "alice", flags);
         alice.expect_type("joined").await;
         let started = Instant::now();
-        let mut bob = Client::start(Some(relay), &room, "bob", &[]);
+        let mut bob = Client::start(Some(relay), &room, "bob", flags);
         let (_, _) = tokio::join!(alice.connected(), bob.connected());
         samples.push(started.elapsed());
         alice.close_input();
@@ -100,7 +115,7 @@ async fn open_time(relay: &str) {
     }
     samples.sort();
     println!(
-        "DataChannel open, process start to open on both sides: median {:.1} ms (min {:.1}, max {:.1}, {OPEN_RUNS} runs)",
+        "DataChannel open, {paths}, process start to open on both sides: median {:.1} ms (min {:.1}, max {:.1}, {OPEN_RUNS} runs)",
         ms(samples[samples.len() / 2]),
         ms(samples[0]),
         ms(samples[samples.len() - 1]),
