@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tracing::debug;
 
-use crate::signaling::{self, JoinError, Joined, RelayEvent, Socket};
+use crate::signaling::{self, JoinError, Joined, Read, RelayEvent, Socket};
 
 /// The path asked for when the `--signal` URL gives none: the Spring examples' and ours.
 const DEFAULT_PATH: &str = "/signal";
@@ -91,8 +91,8 @@ async fn pump(
 ) {
     let reason = loop {
         tokio::select! {
-            frame = ws.next() => match frame {
-                Some(Ok(Message::Text(text))) => {
+            frame = ws.next() => match signaling::sort_frame(frame) {
+                Read::Text(text) => {
                     let message = match ClassicMessage::parse(&text) {
                         Ok(message) => message,
                         Err(e) => {
@@ -112,14 +112,8 @@ async fn pump(
                         }
                     }
                 }
-                Some(Ok(Message::Close(frame))) => {
-                    break frame.map_or_else(|| "the relay closed the connection".to_owned(), |f| {
-                        format!("the relay closed the connection ({} {})", f.code, f.reason)
-                    });
-                }
-                Some(Ok(_)) => {}
-                Some(Err(e)) => break format!("the relay connection broke: {e}"),
-                None => break "the relay connection ended".to_owned(),
+                Read::Skip => {}
+                Read::Ended(reason) => break reason,
             },
             message = outgoing.recv() => match message {
                 Some(message) => {

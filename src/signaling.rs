@@ -11,7 +11,7 @@ use peertalk_signal::proto::{
 use rustls_pki_types::CertificateDer;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 use tracing::debug;
 
@@ -175,6 +175,30 @@ async fn await_welcome(ws: &mut Socket, url: &str) -> Result<(PeerId, Vec<PeerIn
     }
 }
 
+/// What one read from the relay's socket comes to.
+pub(crate) enum Read {
+    /// A text frame, to be handled.
+    Text(Utf8Bytes),
+    /// A control frame: nothing to do.
+    Skip,
+    /// The connection is over, for this reason.
+    Ended(String),
+}
+
+/// Sorts the next item of the relay's socket, whichever protocol it speaks.
+pub(crate) fn sort_frame(frame: Option<Result<Message, WsError>>) -> Read {
+    match frame {
+        Some(Ok(Message::Text(text))) => Read::Text(text),
+        Some(Ok(Message::Close(frame))) => Read::Ended(frame.map_or_else(
+            || "the relay closed the connection".to_owned(),
+            |f| format!("the relay closed the connection ({} {})", f.code, f.reason),
+        )),
+        Some(Ok(_)) => Read::Skip,
+        Some(Err(e)) => Read::Ended(format!("the relay connection broke: {e}")),
+        None => Read::Ended("the relay connection ended".to_owned()),
+    }
+}
+
 async fn pump(
     mut ws: Socket,
     mut outgoing: mpsc::UnboundedReceiver<ClientMessage>,
@@ -182,8 +206,8 @@ async fn pump(
 ) {
     let reason = loop {
         tokio::select! {
-            frame = ws.next() => match frame {
-                Some(Ok(Message::Text(text))) => {
+            frame = ws.next() => match sort_frame(frame) {
+                Read::Text(text) => {
                     let event = match ServerMessage::parse(&text) {
                         // The newcomer offers to everyone already in the room.
                         Ok(ServerMessage::PeerJoined { peer }) => RelayEvent::PeerJoined { peer, offer: false },
@@ -200,14 +224,8 @@ async fn pump(
                         return;
                     }
                 }
-                Some(Ok(Message::Close(frame))) => {
-                    break frame.map_or_else(|| "the relay closed the connection".to_owned(), |f| {
-                        format!("the relay closed the connection ({} {})", f.code, f.reason)
-                    });
-                }
-                Some(Ok(_)) => {}
-                Some(Err(e)) => break format!("the relay connection broke: {e}"),
-                None => break "the relay connection ended".to_owned(),
+                Read::Skip => {}
+                Read::Ended(reason) => break reason,
             },
             message = outgoing.recv() => match message {
                 Some(message) => {

@@ -45,22 +45,16 @@ async fn turn_refusing_the_credentials_ends_with_10_naming_server_and_user() {
     assert!(done.stderr.contains(&expected), "{}", done.stderr);
 }
 
+/// A `--relay-only` run that sends one message, through the TURN server at `url`.
+fn relay_only_send(url: &str) -> [&str; 9] {
+    ["--ice-server", url, "--ice-username", "u", "--ice-credential", "p", "--relay-only", "--send", "hi"]
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_turn_server_that_does_not_answer_ends_relay_only_with_11() {
     let relay = Relay::start().await;
     let silent = format!("turn:127.0.0.1:{}", free_udp_port());
-    let flags = [
-        "--ice-server",
-        &silent,
-        "--ice-username",
-        "u",
-        "--ice-credential",
-        "p",
-        "--relay-only",
-        "--send",
-        "hi",
-    ];
-    let done = Client::start(Some(&relay.url), "turn", "alice", &flags).finish().await;
+    let done = Client::start(Some(&relay.url), "turn", "alice", &relay_only_send(&silent)).finish().await;
     assert_eq!(done.code, Some(11), "{}", done.stderr);
     assert!(
         done.stderr.contains("did not answer") && done.stderr.contains("--relay-only"),
@@ -73,18 +67,7 @@ async fn a_turn_server_that_does_not_answer_ends_relay_only_with_11() {
 async fn turn_forms_webrtc_rs_cannot_use_are_refused_for_relay_only() {
     let relay = Relay::start().await;
     for url in ["turns:127.0.0.1:5349", "turn:127.0.0.1:3478?transport=tcp"] {
-        let flags = [
-            "--ice-server",
-            url,
-            "--ice-username",
-            "u",
-            "--ice-credential",
-            "p",
-            "--relay-only",
-            "--send",
-            "hi",
-        ];
-        let done = Client::start(Some(&relay.url), "turn", "alice", &flags).finish().await;
+        let done = Client::start(Some(&relay.url), "turn", "alice", &relay_only_send(url)).finish().await;
         assert_eq!(done.code, Some(2), "{}", done.stderr);
         assert!(done.stderr.contains("not supported by webrtc-rs"), "{}", done.stderr);
     }

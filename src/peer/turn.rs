@@ -52,11 +52,14 @@ pub async fn check(server: &IceServer, bind: SocketAddr) -> Result<(), TurnProbl
     }
     let address = server.url.trim_start_matches("turn:");
     let address = address.split_once('?').map_or(address, |(host, _)| host).to_owned();
-    let unsupported = |detail: String| TurnProblem::Unsupported { server: address.clone(), detail };
-    let socket =
-        UdpSocket::bind(SocketAddr::new(bind.ip(), 0)).await.map_err(|e| unsupported(e.to_string()))?;
-    let local = socket.local_addr().map_err(|e| unsupported(e.to_string()))?;
-    let provider = rtc::crypto::default_provider().map_err(|e| unsupported(e.to_string()))?;
+    // Failures on our side (no socket, no crypto) also make the server unusable to us.
+    let local_error = |e: &dyn std::fmt::Display| TurnProblem::Unsupported {
+        server: address.clone(),
+        detail: e.to_string(),
+    };
+    let socket = UdpSocket::bind(SocketAddr::new(bind.ip(), 0)).await.map_err(|e| local_error(&e))?;
+    let local = socket.local_addr().map_err(|e| local_error(&e))?;
+    let provider = rtc::crypto::default_provider().map_err(|e| local_error(&e))?;
     let config = ClientConfig {
         turn_serv_addr: address.clone(),
         local_addr: local,
@@ -65,8 +68,8 @@ pub async fn check(server: &IceServer, bind: SocketAddr) -> Result<(), TurnProbl
         password: server.credential.clone(),
         ..ClientConfig::default()
     };
-    let mut client = Client::new(config, Arc::clone(&provider)).map_err(|e| unsupported(e.to_string()))?;
-    let allocation = client.allocate(Instant::now()).map_err(|e| unsupported(e.to_string()))?;
+    let mut client = Client::new(config, Arc::clone(&provider)).map_err(|e| local_error(&e))?;
+    let allocation = client.allocate(Instant::now()).map_err(|e| local_error(&e))?;
     let outcome = tokio::time::timeout(
         TURN_ANSWER_TIMEOUT,
         drive(&mut client, &socket, |event| match event {
