@@ -51,6 +51,16 @@ pub enum Event {
     RelayLost {
         reason: String,
     },
+    /// Attempt `attempt` to reach the relay again starts after `delay`.
+    RelayRetrying {
+        attempt: u32,
+        delay: std::time::Duration,
+    },
+    /// Back in the room after reconnecting to the relay.
+    RelayRejoined {
+        me: PeerId,
+        peers: Vec<PeerInfo>,
+    },
     /// Something happened on the connection to a peer.
     Peer {
         id: PeerId,
@@ -151,6 +161,17 @@ pub enum Notice {
     RelayLost {
         reason: String,
     },
+    /// Reconnecting to the relay: attempt `attempt` starts in `delay_ms`.
+    RelayRetrying {
+        attempt: u32,
+        delay_ms: u64,
+    },
+    /// Back in the room; `resumed` says whether the relay kept our id.
+    RelayBack {
+        me: PeerId,
+        resumed: bool,
+        peers: Vec<PeerInfo>,
+    },
     InputRejected {
         reason: String,
     },
@@ -188,6 +209,14 @@ struct Peer {
     path: Option<Path>,
     /// The next chat id we expect from this peer; lower ids are duplicates.
     next_id: u64,
+    /// The path broke after the channel opened, and has not been restored yet.
+    interrupted: bool,
+    /// The chat channel opened at least once: a later open is a recovered connection,
+    /// and what it did not acknowledge is sent again.
+    opened: bool,
+    /// Back in the room while its old connection was closing: dial again (offering if
+    /// true) once that one has closed.
+    redial: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -214,6 +243,8 @@ struct Outgoing {
 #[derive(Debug)]
 pub struct App {
     settings: Settings,
+    /// Our peer id at the relay, once welcomed.
+    me: Option<PeerId>,
     peers: BTreeMap<PeerId, Peer>,
     next_id: u64,
     outbox: BTreeMap<u64, Outgoing>,
@@ -230,6 +261,7 @@ impl App {
     pub fn new(settings: Settings) -> Self {
         Self {
             settings,
+            me: None,
             peers: BTreeMap::new(),
             next_id: 1,
             outbox: BTreeMap::new(),
@@ -266,7 +298,7 @@ impl App {
             Event::PeerJoined { peer: info, offer } => {
                 self.ever_saw_peer = true;
                 fx.push(Effect::Show(Notice::PeerJoined { peer: info.id.clone(), name: info.name.clone() }));
-                self.add_peer(info, offer, &mut fx);
+                self.meet(info, offer, &mut fx);
             }
             // What the peer sent before leaving may still be on its way over the
             // DataChannel; deliveries are settled when that connection reports `Closed`.
@@ -293,13 +325,28 @@ impl App {
             // new can be reached.
             Event::RelayLost { reason } => {
                 fx.push(Effect::Show(Notice::RelayLost { reason: reason.clone() }));
-                if self.settings.strict && self.peers.values().all(|p| p.link == Link::Gone) {
+                if self.settings.strict
+                    && !self.goal_met()
+                    && self.peers.values().all(|p| p.link == Link::Gone)
+                {
                     self.exit(
                         Outcome::RelayUnreachable(format!(
                             "lost the relay before any peer connected ({reason})"
                         )),
                         &mut fx,
                     );
+                }
+            }
+            Event::RelayRetrying { attempt, delay } => {
+                let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+                fx.push(Effect::Show(Notice::RelayRetrying { attempt, delay_ms }));
+            }
+            Event::RelayRejoined { me, peers } => {
+                let resumed = self.me.as_ref() == Some(&me);
+                fx.push(Effect::Show(Notice::RelayBack { me: me.clone(), resumed, peers: peers.clone() }));
+                self.me = Some(me);
+                for info in peers {
+                    self.meet(info, true, &mut fx);
                 }
             }
             Event::Peer { id, event } => self.on_peer(id, event, &mut fx),
@@ -326,24 +373,56 @@ impl App {
     }
 
     fn on_welcome(&mut self, me: PeerId, peers: Vec<PeerInfo>, fx: &mut Vec<Effect>) {
-        fx.push(Effect::Show(Notice::Joined { room: self.settings.room.clone(), me, peers: peers.clone() }));
+        fx.push(Effect::Show(Notice::Joined {
+            room: self.settings.room.clone(),
+            me: me.clone(),
+            peers: peers.clone(),
+        }));
+        self.me = Some(me);
         for info in peers {
             self.ever_saw_peer = true;
-            self.add_peer(info, true, fx);
+            self.meet(info, true, fx);
         }
     }
 
-    fn add_peer(&mut self, info: PeerInfo, offer: bool, fx: &mut Vec<Effect>) {
+    /// A peer is in the room: dial it, unless a connection to it is already there (after
+    /// the relay came back, the peers we chat with rejoin one by one).
+    fn meet(&mut self, info: PeerInfo, offer: bool, fx: &mut Vec<Effect>) {
+        if let Some(peer) = self.peers.get_mut(&info.id) {
+            peer.name = info.name;
+            match (peer.link, peer.in_room) {
+                (Link::Gone, _) => {
+                    let name = peer.name.clone();
+                    return self.dial(info.id, name, offer, fx);
+                }
+                (_, true) => return,
+                // Its connection is closing because it had left: dial once that is done.
+                (_, false) => {
+                    peer.in_room = true;
+                    peer.redial = Some(offer);
+                    return;
+                }
+            }
+        }
+        self.dial(info.id, info.name, offer, fx);
+    }
+
+    fn dial(&mut self, id: PeerId, name: String, offer: bool, fx: &mut Vec<Effect>) {
+        // Ids below this one were already shown; a resumed peer keeps counting.
+        let next_id = self.peers.get(&id).map_or(1, |p| p.next_id);
         let peer = Peer {
-            name: info.name,
+            name,
             link: Link::Connecting,
             in_room: true,
             failure: None,
             path: None,
-            next_id: 1,
+            next_id,
+            interrupted: false,
+            opened: false,
+            redial: None,
         };
-        self.peers.insert(info.id.clone(), peer);
-        fx.push(Effect::Dial { peer: info.id, offer });
+        self.peers.insert(id.clone(), peer);
+        fx.push(Effect::Dial { peer: id, offer });
     }
 
     fn on_peer(&mut self, id: PeerId, event: PeerEvent, fx: &mut Vec<Effect>) {
@@ -354,8 +433,25 @@ impl App {
             }
             PeerEvent::Path(path) => peer.path = Some(path),
             PeerEvent::State(state) => {
+                let name = peer.name.clone();
+                if peer.opened {
+                    // An open connection lost its path; the peer module restores it (ICE
+                    // restart, else a new connection) or gives up within a bound.
+                    let detail = match state {
+                        LinkState::Disconnected | LinkState::Failed => {
+                            Some("trying to restore it".to_owned())
+                        }
+                        LinkState::Connected if peer.interrupted => Some("restored".to_owned()),
+                        _ => None,
+                    };
+                    peer.interrupted = matches!(state, LinkState::Disconnected | LinkState::Failed)
+                        || (peer.interrupted && state != LinkState::Connected);
+                    if let Some(detail) = detail {
+                        fx.push(Effect::Show(Notice::Link { peer: id, name, state, detail: Some(detail) }));
+                    }
+                    return;
+                }
                 if matches!(state, LinkState::Disconnected | LinkState::Failed) {
-                    let name = peer.name.clone();
                     fx.push(Effect::Show(Notice::Link { peer: id.clone(), name, state, detail: None }));
                 }
                 if state == LinkState::Failed {
@@ -372,10 +468,11 @@ impl App {
             }
             PeerEvent::Open => {
                 peer.link = Link::Open;
+                let reopened = std::mem::replace(&mut peer.opened, true);
                 let name = peer.name.clone();
                 let path = peer.path.clone();
                 fx.push(Effect::Show(Notice::Connected { peer: id.clone(), name, path }));
-                self.send_held(&id, fx);
+                self.send_held(&id, reopened, fx);
             }
             PeerEvent::Message(text) => self.on_envelope(&id, &text, fx),
             PeerEvent::Failed(reason) => {
@@ -398,6 +495,7 @@ impl App {
         let was_open = peer.link == Link::Open;
         peer.link = Link::Gone;
         let (name, in_room, failure) = (peer.name.clone(), peer.in_room, peer.failure.clone());
+        let redial = peer.redial.take();
         if in_room && failure.is_none() {
             fx.push(Effect::Show(Notice::Link {
                 peer: id.clone(),
@@ -411,9 +509,15 @@ impl App {
         }
         let why = match (&failure, in_room) {
             (Some(_), _) if !was_open => "could not be reached",
+            (Some(_), _) => "could not be reached again",
             (_, false) => "left",
             _ => "closed the connection",
         };
+        if let Some(offer) = redial {
+            // Back in the room: what it did not acknowledge goes on the new connection.
+            self.dial(id.clone(), name, offer, fx);
+            return;
+        }
         self.forget_deliveries(id, &name, why, fx);
         let anyone_left = self.peers.values().any(|p| p.link != Link::Gone);
         if self.settings.strict
@@ -492,11 +596,16 @@ impl App {
     }
 
     /// Sends the messages typed while nobody was connected to the first peer that opens.
-    fn send_held(&mut self, id: &PeerId, fx: &mut Vec<Effect>) {
-        for out in self.outbox.values_mut().filter(|o| !o.sent) {
-            out.sent = true;
-            out.awaiting.insert(id.clone());
-            fx.push(Effect::Peer { id: id.clone(), command: PeerCommand::Send(out.payload.clone()) });
+    /// On a connection that replaced a broken one (`reopened`), first sends again, in
+    /// order, what the peer had not acknowledged; it drops what it already has.
+    fn send_held(&mut self, id: &PeerId, reopened: bool, fx: &mut Vec<Effect>) {
+        for out in self.outbox.values_mut() {
+            let resend = reopened && out.awaiting.contains(id);
+            if resend || !out.sent {
+                out.sent = true;
+                out.awaiting.insert(id.clone());
+                fx.push(Effect::Peer { id: id.clone(), command: PeerCommand::Send(out.payload.clone()) });
+            }
         }
     }
 
@@ -786,6 +895,70 @@ mod tests {
         assert!(sends(&fx).is_empty());
         assert!(fx.iter().any(|e| matches!(e, Effect::Show(Notice::InputRejected { .. }))));
         assert!(matches!(exit(&a.update(Event::InputClosed)), Some(Outcome::InputRejected(_))));
+    }
+
+    fn dials(fx: &[Effect]) -> usize {
+        fx.iter().filter(|e| matches!(e, Effect::Dial { .. })).count()
+    }
+
+    #[test]
+    fn a_peer_rejoining_after_the_relay_came_back_keeps_its_open_connection() {
+        let mut a = app(None);
+        connected(&mut a, "p1", "bob");
+        a.update(Event::RelayLost { reason: "killed".into() });
+        let fx = a.update(Event::RelayRejoined { me: pid("p9"), peers: vec![] });
+        assert!(fx.iter().any(|e| matches!(e, Effect::Show(Notice::RelayBack { resumed: true, .. }))));
+        let fx = a.update(Event::PeerJoined { peer: info("p1", "bob"), offer: false });
+        assert_eq!(dials(&fx), 0, "no second connection to a peer already connected: {fx:?}");
+        let fx = a.update(Event::PeerJoined { peer: info("p2", "carol"), offer: false });
+        assert_eq!(dials(&fx), 1, "a newcomer is dialled");
+    }
+
+    #[test]
+    fn a_peer_that_left_and_came_back_while_closing_is_dialled_once_closed() {
+        let mut a = app(None);
+        connected(&mut a, "p1", "bob");
+        a.update(Event::PeerLeft(pid("p1")));
+        assert_eq!(dials(&a.update(Event::PeerJoined { peer: info("p1", "bob"), offer: false })), 0);
+        let fx = a.update(Event::Peer { id: pid("p1"), event: PeerEvent::Closed });
+        assert!(fx.contains(&Effect::Dial { peer: pid("p1"), offer: false }), "{fx:?}");
+    }
+
+    #[test]
+    fn a_replaced_connection_gets_every_unacknowledged_message_again_in_order() {
+        let mut a = app(None);
+        connected(&mut a, "p1", "bob");
+        for text in ["one", "two", "three"] {
+            a.update(Event::Input { text: text.into(), ts: 1 });
+        }
+        a.update(Event::Peer { id: pid("p1"), event: PeerEvent::Message(r#"{"type":"ack","id":1}"#.into()) });
+        a.update(Event::Peer { id: pid("p1"), event: PeerEvent::State(LinkState::Disconnected) });
+        a.update(Event::Input { text: "four".into(), ts: 2 });
+        let fx = a.update(Event::Peer { id: pid("p1"), event: PeerEvent::Open });
+        let texts: Vec<String> = sends(&fx)
+            .into_iter()
+            .map(|(_, p)| match Envelope::parse(&p) {
+                Ok(Envelope::Chat { text, .. }) => text,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(texts, ["two", "three", "four"]);
+    }
+
+    #[test]
+    fn a_broken_path_is_reported_and_its_restoration_too_without_closing() {
+        let mut a = app(None);
+        connected(&mut a, "p1", "bob");
+        let fx = a.update(Event::Peer { id: pid("p1"), event: PeerEvent::State(LinkState::Failed) });
+        assert!(!fx.contains(&Effect::Peer { id: pid("p1"), command: PeerCommand::Close }));
+        assert!(fx.iter().any(
+            |e| matches!(e, Effect::Show(Notice::Link { detail: Some(d), .. }) if d.contains("restore"))
+        ));
+        let fx = a.update(Event::Peer { id: pid("p1"), event: PeerEvent::State(LinkState::Connected) });
+        assert!(
+            fx.iter()
+                .any(|e| matches!(e, Effect::Show(Notice::Link { detail: Some(d), .. }) if d == "restored"))
+        );
     }
 
     #[test]

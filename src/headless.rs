@@ -220,6 +220,13 @@ fn describe(notice: &Notice) -> Option<String> {
         }
         Notice::RelayError { code, message } => format!("relay refused a message ({code}): {message}"),
         Notice::RelayLost { reason } => format!("lost the relay ({reason}); open connections keep working"),
+        Notice::RelayRetrying { attempt, delay_ms } => {
+            format!("reconnecting to the relay: attempt {attempt} in {:.1} s", *delay_ms as f64 / 1000.0)
+        }
+        Notice::RelayBack { me, resumed: true, .. } => format!("back with the relay as {me}"),
+        Notice::RelayBack { me, resumed: false, .. } => {
+            format!("back with the relay, as {me}: it could not give back the old id")
+        }
         Notice::InputRejected { reason } => format!("not sent: {reason}"),
         Notice::Warning { text } => for_terminal(text),
         Notice::HostingRelay { url } => {
@@ -295,6 +302,15 @@ enum JsonLine<'a> {
     RelayLost {
         reason: &'a str,
     },
+    RelayRetrying {
+        attempt: u32,
+        delay_ms: u64,
+    },
+    RelayBack {
+        me: &'a str,
+        resumed: bool,
+        peers: Vec<&'a str>,
+    },
     InputRejected {
         reason: &'a str,
     },
@@ -339,6 +355,14 @@ impl<'a> From<&'a Notice> for JsonLine<'a> {
             }
             Notice::RelayError { code, message } => Self::RelayError { code: code.as_str(), message },
             Notice::RelayLost { reason } => Self::RelayLost { reason },
+            Notice::RelayRetrying { attempt, delay_ms } => {
+                Self::RelayRetrying { attempt: *attempt, delay_ms: *delay_ms }
+            }
+            Notice::RelayBack { me, resumed, peers } => Self::RelayBack {
+                me: &me.0,
+                resumed: *resumed,
+                peers: peers.iter().map(|p| p.name.as_str()).collect(),
+            },
             Notice::InputRejected { reason } => Self::InputRejected { reason },
             Notice::Warning { text } => Self::Warning { text },
             Notice::HostingRelay { url } => Self::HostingRelay { url },

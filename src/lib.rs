@@ -7,6 +7,7 @@
 //! ties them together.
 
 pub mod app;
+pub mod backoff;
 pub mod classic;
 pub mod cli;
 pub mod envelope;

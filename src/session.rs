@@ -17,7 +17,7 @@ use crate::classic;
 use crate::cli::{Config, SignalProtocol, SignalTarget};
 use crate::exit::Outcome;
 use crate::peer::{self, NetOptions, PeerEvent, PeerHandle};
-use crate::signaling::{self, JoinError, Joined, RelayEvent};
+use crate::signaling::{self, JoinError, Joined, Membership, RelayEvent};
 
 /// How long shutting down waits for peer connections to flush and close.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -114,12 +114,8 @@ pub async fn run(config: Config, ui: &mut impl Frontend) -> Outcome {
                 signal = &mut interrupted => break 'run interrupted_by(signal, app.unacknowledged()),
             },
         };
-        match &event {
-            Event::RelayLost { .. } => relay_open = false,
-            Event::Peer { id, event: PeerEvent::Closed } => {
-                links.remove(id);
-            }
-            _ => {}
+        if let Event::Peer { id, event: PeerEvent::Closed } = &event {
+            links.remove(id);
         }
         for effect in app.update(event) {
             match effect {
@@ -195,6 +191,8 @@ fn relay_event(event: RelayEvent) -> Event {
         RelayEvent::Signal { from, signal } => Event::RelaySignal { from, signal },
         RelayEvent::Error { code, message } => Event::RelayError { code, message },
         RelayEvent::Lost(reason) => Event::RelayLost { reason },
+        RelayEvent::Retrying { attempt, delay } => Event::RelayRetrying { attempt, delay },
+        RelayEvent::Rejoined { me, peers } => Event::RelayRejoined { me, peers },
     }
 }
 
@@ -263,7 +261,14 @@ async fn connect(config: &Config, ui: &mut impl Frontend) -> Result<(Joined, Opt
     let join = || async {
         match config.signal_protocol {
             SignalProtocol::Peertalk => {
-                signaling::join(url, &config.room, &config.name, secret, tls.as_ref()).await
+                signaling::join(Membership {
+                    url: url.to_owned(),
+                    room: config.room.clone(),
+                    name: config.name.clone(),
+                    secret: secret.map(str::to_owned),
+                    tls: tls.clone(),
+                })
+                .await
             }
             SignalProtocol::Classic => {
                 classic::join(url, &config.room, &config.name, secret, tls.as_ref()).await

@@ -1,12 +1,13 @@
 //! The client's side of the relay: connect, join a room, then carry protocol messages
-//! both ways on a task of its own until the socket closes.
+//! both ways on a task of its own. When the connection drops, that task reconnects with
+//! backoff and rejoins with the relay's resume token, so the client keeps its peer id.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use peertalk_signal::proto::{
-    ClientMessage, ErrorCode, PROTOCOL_VERSION, PeerId, PeerInfo, ServerMessage, Signal,
+    ClientMessage, ErrorCode, PROTOCOL_VERSION, PeerId, PeerInfo, ServerMessage, Signal, close,
 };
 use rustls_pki_types::CertificateDer;
 use tokio::net::TcpStream;
@@ -14,6 +15,8 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 use tracing::debug;
+
+use crate::backoff::Backoff;
 
 /// How long connecting and joining may take before the relay counts as unreachable.
 pub(crate) const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -50,8 +53,19 @@ pub enum RelayEvent {
         code: ErrorCode,
         message: String,
     },
-    /// The connection ended; nothing more will arrive.
+    /// The connection ended. The client tries again unless the channel closes after this.
     Lost(String),
+    /// Attempt `attempt` to reach the relay again starts after `delay`.
+    Retrying {
+        attempt: u32,
+        delay: Duration,
+    },
+    /// Back in the room after a reconnect; `me` is the old id unless the relay could not
+    /// resume it.
+    Rejoined {
+        me: PeerId,
+        peers: Vec<PeerInfo>,
+    },
 }
 
 /// A joined room.
@@ -62,37 +76,56 @@ pub struct Joined {
     pub events: mpsc::Receiver<RelayEvent>,
 }
 
-/// Connects to `url`, joins `room` as `name`, and returns once welcomed.
-pub async fn join(
-    url: &str,
-    room: &str,
-    name: &str,
-    secret: Option<&str>,
-    tls: Option<&Arc<rustls::ClientConfig>>,
-) -> Result<Joined, JoinError> {
+/// What it takes to join a room, again and again.
+#[derive(Clone)]
+pub struct Membership {
+    pub url: String,
+    pub room: String,
+    pub name: String,
+    pub secret: Option<String>,
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// A relay's answer to a join.
+struct Welcome {
+    me: PeerId,
+    peers: Vec<PeerInfo>,
+    resume: Option<String>,
+}
+
+/// Connects, joins the room, and returns once welcomed; after that a task of its own
+/// carries messages and reconnects when the connection drops.
+pub async fn join(membership: Membership) -> Result<Joined, JoinError> {
+    let (ws, welcome) = join_once(&membership, None).await?;
+    let (outgoing, outgoing_rx) = mpsc::unbounded_channel();
+    let (events_tx, events) = mpsc::channel(256);
+    let Welcome { me, peers, resume } = welcome;
+    tokio::spawn(pump(ws, membership, resume, outgoing_rx, events_tx));
+    Ok(Joined { me, peers, outgoing, events })
+}
+
+/// One connection and join, bounded by [`JOIN_TIMEOUT`]; `resume` asks for an earlier id.
+async fn join_once(m: &Membership, resume: Option<&str>) -> Result<(Socket, Welcome), JoinError> {
+    let url = m.url.as_str();
     let attempt = async {
-        let mut ws = open(url, tls).await?;
+        let mut ws = open(url, m.tls.as_ref()).await?;
         let join = ClientMessage::Join {
-            room: room.to_owned(),
-            name: name.to_owned(),
+            room: m.room.clone(),
+            name: m.name.clone(),
             version: PROTOCOL_VERSION,
-            secret: secret.map(str::to_owned),
+            secret: m.secret.clone(),
+            resume: resume.map(str::to_owned),
         };
         ws.send(Message::Text(join.to_json().into()))
             .await
             .map_err(|e| JoinError::Unreachable { url: url.to_owned(), reason: e.to_string() })?;
-        let (me, peers) = await_welcome(&mut ws, url).await?;
-        Ok::<_, JoinError>((ws, me, peers))
+        let welcome = await_welcome(&mut ws, url).await?;
+        Ok::<_, JoinError>((ws, welcome))
     };
-    let (ws, me, peers) =
-        tokio::time::timeout(JOIN_TIMEOUT, attempt).await.map_err(|_| JoinError::Unreachable {
-            url: url.to_owned(),
-            reason: format!("no welcome within {} s", JOIN_TIMEOUT.as_secs()),
-        })??;
-    let (outgoing, outgoing_rx) = mpsc::unbounded_channel();
-    let (events_tx, events) = mpsc::channel(256);
-    tokio::spawn(pump(ws, outgoing_rx, events_tx));
-    Ok(Joined { me, peers, outgoing, events })
+    tokio::time::timeout(JOIN_TIMEOUT, attempt).await.map_err(|_| JoinError::Unreachable {
+        url: url.to_owned(),
+        reason: format!("no welcome within {} s", JOIN_TIMEOUT.as_secs()),
+    })?
 }
 
 /// Opens the WebSocket. A relay that answers the handshake with an HTTP error (wrong path,
@@ -139,7 +172,7 @@ pub fn client_tls(extra: &[CertificateDer<'static>]) -> Arc<rustls::ClientConfig
     Arc::new(config.expect("ring supports TLS 1.2 and 1.3"))
 }
 
-async fn await_welcome(ws: &mut Socket, url: &str) -> Result<(PeerId, Vec<PeerInfo>), JoinError> {
+async fn await_welcome(ws: &mut Socket, url: &str) -> Result<Welcome, JoinError> {
     let protocol = |detail: String| JoinError::Protocol { url: url.to_owned(), detail };
     loop {
         let frame = ws
@@ -163,7 +196,9 @@ async fn await_welcome(ws: &mut Socket, url: &str) -> Result<(PeerId, Vec<PeerIn
             _ => continue,
         };
         match ServerMessage::parse(&text) {
-            Ok(ServerMessage::Welcome { id, peers, .. }) => return Ok((id, peers)),
+            Ok(ServerMessage::Welcome { id, peers, resume, .. }) => {
+                return Ok(Welcome { me: id, peers, resume });
+            }
             Ok(ServerMessage::Error { code, message }) => {
                 return Err(JoinError::Refused { url: url.to_owned(), code, message });
             }
@@ -199,12 +234,80 @@ pub(crate) fn sort_frame(frame: Option<Result<Message, WsError>>) -> Read {
     }
 }
 
+/// Why serving one connection stopped.
+enum Stop {
+    /// The connection ended, for this reason; try again.
+    Lost(String),
+    /// The client is leaving (or nobody listens any more): stop for good.
+    Leaving,
+}
+
+/// Carries messages until the client leaves, reconnecting whenever the connection drops.
+/// While no relay is there, messages for it are dropped: they are negotiation for peers
+/// that repeat it themselves when they need it (ICE restarts retry).
 async fn pump(
     mut ws: Socket,
+    membership: Membership,
+    mut resume: Option<String>,
     mut outgoing: mpsc::UnboundedReceiver<ClientMessage>,
     events: mpsc::Sender<RelayEvent>,
 ) {
-    let reason = loop {
+    loop {
+        match serve(&mut ws, &mut outgoing, &events).await {
+            Stop::Leaving => return,
+            Stop::Lost(reason) => {
+                if events.send(RelayEvent::Lost(reason)).await.is_err() {
+                    return;
+                }
+            }
+        }
+        let mut backoff = Backoff::default();
+        ws = loop {
+            let delay = backoff.next_delay();
+            let attempt = backoff.attempts();
+            if events.send(RelayEvent::Retrying { attempt, delay }).await.is_err() {
+                return;
+            }
+            let waited = tokio::time::sleep(delay);
+            tokio::pin!(waited);
+            loop {
+                tokio::select! {
+                    () = &mut waited => break,
+                    message = outgoing.recv() => match message {
+                        Some(message) => debug!(?message, "no relay to send to; dropped"),
+                        None => return,
+                    },
+                }
+            }
+            match join_once(&membership, resume.as_deref()).await {
+                Ok((ws, welcome)) => {
+                    resume = welcome.resume.or(resume);
+                    let back = RelayEvent::Rejoined { me: welcome.me, peers: welcome.peers };
+                    if events.send(back).await.is_err() {
+                        return;
+                    }
+                    break ws;
+                }
+                Err(e @ (JoinError::Unreachable { .. } | JoinError::Protocol { .. })) => {
+                    debug!(attempt, "relay still away: {e}");
+                }
+                // Turned away on purpose (secret changed, room full): trying again would
+                // only be turned away again.
+                Err(e) => {
+                    let _ = events.send(RelayEvent::Lost(format!("could not rejoin: {e}"))).await;
+                    return;
+                }
+            }
+        };
+    }
+}
+
+async fn serve(
+    ws: &mut Socket,
+    outgoing: &mut mpsc::UnboundedReceiver<ClientMessage>,
+    events: &mpsc::Sender<RelayEvent>,
+) -> Stop {
+    loop {
         tokio::select! {
             frame = ws.next() => match sort_frame(frame) {
                 Read::Text(text) => {
@@ -221,24 +324,29 @@ async fn pump(
                         }
                     };
                     if events.send(event).await.is_err() {
-                        return;
+                        return Stop::Leaving;
                     }
                 }
+                // Coming back would take the id from the connection that just took it.
+                Read::Ended(reason) if reason.contains(&format!("({} ", close::REPLACED)) => {
+                    let reason = format!("{reason}; another client resumed this peer id, so this one does not reconnect");
+                    let _ = events.send(RelayEvent::Lost(reason)).await;
+                    return Stop::Leaving;
+                }
                 Read::Skip => {}
-                Read::Ended(reason) => break reason,
+                Read::Ended(reason) => return Stop::Lost(reason),
             },
             message = outgoing.recv() => match message {
                 Some(message) => {
                     if let Err(e) = ws.send(Message::Text(message.to_json().into())).await {
-                        break format!("could not write to the relay: {e}");
+                        return Stop::Lost(format!("could not write to the relay: {e}"));
                     }
                 }
                 None => {
                     let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(None)).await;
-                    return;
+                    return Stop::Leaving;
                 }
             },
         }
-    };
-    let _ = events.send(RelayEvent::Lost(reason)).await;
+    }
 }

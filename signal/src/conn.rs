@@ -25,11 +25,12 @@ use tracing::{debug, info};
 
 use crate::classic::ClassicMessage;
 use crate::http::{self, Rewind, Route};
-use crate::hub::{Command, OUTBOX_FRAMES};
+use crate::hub::{Command, Kick, OUTBOX_FRAMES};
 use crate::metrics::Metrics;
 use crate::proto::{
     self, ClientMessage, ErrorCode, PROTOCOL_VERSION, PeerId, Refusal, ServerMessage, SignalRef, close,
 };
+use crate::resume::Token;
 use crate::room::Endpoint;
 use crate::server::Shared;
 
@@ -63,6 +64,7 @@ enum Ending {
     RateLimited,
     Idle,
     Shutdown,
+    Replaced,
     Broken,
 }
 
@@ -78,7 +80,7 @@ const MAX_RATE_VIOLATIONS: u32 = 100;
 /// (`full`), an upgrade is told `server-full` instead.
 pub async fn accept<S>(
     mut stream: S,
-    id: PeerId,
+    serial: u64,
     shared: &Shared,
     hub: mpsc::Sender<Command>,
     shutdown: watch::Receiver<bool>,
@@ -102,7 +104,7 @@ pub async fn accept<S>(
             http::answer(&mut stream, request, metrics).await
         }
         Route::Upgrade => {
-            let Some((mut ws, target)) = handshake(Rewind::new(head, stream), &id, shared).await else {
+            let Some((mut ws, target)) = handshake(Rewind::new(head, stream), serial, shared).await else {
                 return;
             };
             if full {
@@ -118,7 +120,7 @@ pub async fn accept<S>(
                 close_with(&mut ws, close::TRY_AGAIN_LATER, "relay full").await;
             } else {
                 metrics.connection_opened();
-                serve(ws, id, shared, hub, shutdown, target).await;
+                serve(ws, serial, shared, hub, shutdown, target).await;
                 metrics.connection_closed();
             }
         }
@@ -126,7 +128,7 @@ pub async fn accept<S>(
 }
 
 /// Completes the WebSocket handshake within the configured time, or gives up quietly.
-async fn handshake<S>(stream: S, id: &PeerId, shared: &Shared) -> Option<(WebSocketStream<S>, Target)>
+async fn handshake<S>(stream: S, serial: u64, shared: &Shared) -> Option<(WebSocketStream<S>, Target)>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -145,12 +147,12 @@ where
     match tokio::time::timeout(config.handshake_timeout, handshake).await {
         Ok(Ok(ws)) => Some((ws, target)),
         Ok(Err(e)) => {
-            debug!(peer = %id, "handshake failed: {e}");
+            debug!(conn = serial, "handshake failed: {e}");
             shared.metrics.rejected("handshake-failed");
             None
         }
         Err(_) => {
-            debug!(peer = %id, "handshake timed out");
+            debug!(conn = serial, "handshake timed out");
             shared.metrics.rejected("handshake-timeout");
             None
         }
@@ -178,7 +180,7 @@ where
 /// Serves the protocol on an upgraded connection until it closes.
 async fn serve<S>(
     mut ws: WebSocketStream<S>,
-    id: PeerId,
+    serial: u64,
     shared: &Shared,
     hub: mpsc::Sender<Command>,
     mut shutdown: watch::Receiver<bool>,
@@ -192,17 +194,29 @@ async fn serve<S>(
 
     let (outbox, mut inbox) = mpsc::channel(OUTBOX_FRAMES);
     let (kick, mut kicked) = oneshot::channel();
-    if hub.send(Command::Connect { id: id.clone(), endpoint, outbox, kick }).await.is_err() {
-        return;
-    }
-    let mut conn = Conn { id: id.clone(), hub, room: None, routes: HashMap::new(), metrics };
-    if let Target::Classic { room } = target
-        && let Err(refusal) = conn.join_classic(room).await
-    {
-        let _ = refuse(&mut ws, refusal, metrics, endpoint).await;
-        close_with(&mut ws, close::TRY_AGAIN_LATER, "room not available").await;
-        let _ = conn.hub.send(Command::Disconnect { id }).await;
-        return;
+    let token = Token::issue();
+    let mut conn = Conn {
+        id: token.peer_id(),
+        serial,
+        token,
+        unregistered: Some((outbox, kick)),
+        hub,
+        room: None,
+        routes: HashMap::new(),
+        metrics,
+    };
+    if let Target::Classic { room } = target {
+        // A classic client is in its room from the handshake on; a main one registers
+        // with its first join, which may bring back an earlier id.
+        if !conn.register(endpoint).await {
+            return;
+        }
+        if let Err(refusal) = conn.join_classic(room).await {
+            let _ = refuse(&mut ws, refusal, metrics, endpoint).await;
+            close_with(&mut ws, close::TRY_AGAIN_LATER, "room not available").await;
+            conn.disconnect().await;
+            return;
+        }
     }
     let quota = Quota::per_second(NonZeroU32::new(config.rate_per_second).unwrap_or(NonZeroU32::MIN))
         .allow_burst(NonZeroU32::new(config.rate_burst).unwrap_or(NonZeroU32::MIN));
@@ -271,7 +285,7 @@ async fn serve<S>(
                     break Ending::TooLarge;
                 }
                 Some(Err(e)) => {
-                    debug!(peer = %id, "read failed: {e}");
+                    debug!(peer = %conn.id, "read failed: {e}");
                     break Ending::Broken;
                 }
                 }
@@ -293,7 +307,11 @@ async fn serve<S>(
                     break Ending::Broken;
                 }
             },
-            _ = &mut kicked => {
+            kick = &mut kicked => {
+                if kick == Ok(Kick::Replaced) {
+                    close_with(&mut ws, close::REPLACED, "a newer connection resumed this peer").await;
+                    break Ending::Replaced;
+                }
                 close_with(&mut ws, close::TOO_SLOW, "connection fell too far behind").await;
                 break Ending::TooSlow;
             },
@@ -303,9 +321,10 @@ async fn serve<S>(
             }
         }
     };
-    let _ = conn.hub.send(Command::Disconnect { id: id.clone() }).await;
+    conn.disconnect().await;
     info!(
-        peer = %id,
+        conn = serial,
+        peer = %conn.id,
         room = conn.room.as_deref().map(str::escape_debug).map(|r| r.to_string()).unwrap_or_default(),
         duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         reason = ?ending,
@@ -314,7 +333,13 @@ async fn serve<S>(
 }
 
 struct Conn<'a> {
+    /// The peer id: the one `token` stands for, or the one a resumed join brought back.
     id: PeerId,
+    serial: u64,
+    /// What this connection's welcome hands out for coming back later.
+    token: Token,
+    /// The outbox and kick, until the connection registers with the hub.
+    unregistered: Option<(mpsc::Sender<Utf8Bytes>, oneshot::Sender<Kick>)>,
     hub: mpsc::Sender<Command>,
     room: Option<String>,
     /// Outboxes of peers this connection has signalled, which it may now reach directly.
@@ -323,6 +348,46 @@ struct Conn<'a> {
 }
 
 impl Conn<'_> {
+    /// Tells the hub this connection exists; false if the relay is stopping.
+    async fn register(&mut self, endpoint: Endpoint) -> bool {
+        let Some((outbox, kick)) = self.unregistered.take() else { return true };
+        let command = Command::Connect { id: self.id.clone(), serial: self.serial, endpoint, outbox, kick };
+        self.hub.send(command).await.is_ok()
+    }
+
+    /// Tells the hub this connection is gone, if it ever registered.
+    async fn disconnect(&self) {
+        if self.unregistered.is_none() {
+            let _ = self.hub.send(Command::Disconnect { id: self.id.clone(), serial: self.serial }).await;
+        }
+    }
+
+    fn not_joined() -> Refusal {
+        Refusal::new(
+            ErrorCode::NotJoined,
+            "Send a \"join\" message before signalling; this connection is in no room yet.",
+        )
+    }
+
+    /// Takes up the id of an earlier connection, before registering. A token that is not
+    /// ours, or one sent once joined, is refused.
+    fn resume(&mut self, token: &str) -> Result<(), Refusal> {
+        if self.unregistered.is_none() {
+            return Err(Refusal::new(
+                ErrorCode::BadResume,
+                "A resume token only counts in a connection's first join; open a new connection to resume.",
+            ));
+        }
+        let token = Token::parse(token).ok_or_else(|| {
+            Refusal::new(
+                ErrorCode::BadResume,
+                "The resume token is not one this relay issues (32 hex digits); join without it to get a new id.",
+            )
+        })?;
+        self.id = token.peer_id();
+        self.token = token;
+        Ok(())
+    }
     /// Puts a classic connection in its room, or says why it cannot be.
     async fn join_classic(&mut self, room: String) -> Result<(), Refusal> {
         let (done, answer) = oneshot::channel();
@@ -372,12 +437,15 @@ impl Conn<'_> {
         // Signals are nearly all the traffic: they are checked and forwarded as sent,
         // without building and re-serialising a tree.
         if let Some(signal) = SignalRef::parse(text) {
+            if self.unregistered.is_some() {
+                return Err(Self::not_joined());
+            }
             let frame = signal.forward_from(&self.id);
             self.forward(PeerId(signal.to.into_owned()), frame.into()).await;
             return Ok(());
         }
         let command = match ClientMessage::parse(text)? {
-            ClientMessage::Join { room, name, version, secret } => {
+            ClientMessage::Join { room, name, version, secret, resume } => {
                 if let Some(expected) = room_secret
                     && !secret.as_deref().is_some_and(|given| same_secret(given, expected))
                 {
@@ -396,12 +464,21 @@ impl Conn<'_> {
                 }
                 proto::validate_room(&room)?;
                 proto::validate_name(&name)?;
+                if let Some(token) = resume {
+                    self.resume(&token)?;
+                }
+                if !self.register(Endpoint::Main).await {
+                    return Ok(());
+                }
                 if self.room.is_none() {
                     self.room = Some(room.clone());
                 }
-                Command::Join { id: self.id.clone(), room, name }
+                Command::Join { id: self.id.clone(), room, name, resume: self.token }
             }
             ClientMessage::Signal { to, signal } => {
+                if self.unregistered.is_some() {
+                    return Err(Self::not_joined());
+                }
                 let frame = ServerMessage::Signal { from: self.id.clone(), signal }.to_json();
                 self.forward(to, frame.into()).await;
                 return Ok(());

@@ -19,6 +19,7 @@ use tracing::{debug, warn};
 
 use crate::classic::ClassicMessage;
 use crate::proto::{PROTOCOL_VERSION, PeerId, Refusal, ServerMessage};
+use crate::resume::Token;
 use crate::room::{Endpoint, Registry};
 use crate::server::Shared;
 
@@ -28,11 +29,19 @@ pub const OUTBOX_FRAMES: usize = 256;
 /// What a connection asks of the hub.
 #[derive(Debug)]
 pub enum Command {
-    /// A WebSocket handshake on `endpoint` completed; frames for `id` go to `outbox`.
-    /// Dropping `kick` tells the connection it has been dropped.
-    Connect { id: PeerId, endpoint: Endpoint, outbox: mpsc::Sender<Utf8Bytes>, kick: oneshot::Sender<()> },
-    /// `id` asks to enter `room` as `name` (already validated for shape).
-    Join { id: PeerId, room: String, name: String },
+    /// Connection number `serial` registers as `id` on `endpoint`: a classic connection
+    /// once its handshake completes, a main one with its first `join`. Frames for it go to
+    /// `outbox`; `kick` tells it that the hub dropped it, and why.
+    Connect {
+        id: PeerId,
+        serial: u64,
+        endpoint: Endpoint,
+        outbox: mpsc::Sender<Utf8Bytes>,
+        kick: oneshot::Sender<Kick>,
+    },
+    /// `id` asks to enter `room` as `name` (already validated for shape); `resume` goes in
+    /// the welcome.
+    Join { id: PeerId, room: String, name: String, resume: Token },
     /// A classic connection enters the room its URL named; the answer says whether it may.
     JoinClassic { id: PeerId, room: String, done: oneshot::Sender<Result<(), Refusal>> },
     /// `id` sends `frame`, a serialised [`ServerMessage::Signal`] stamped `from: id`, to `to`.
@@ -45,8 +54,15 @@ pub enum Command {
     },
     /// `id`, a classic connection, sends `frame` as it is to everyone else in its room.
     Broadcast { id: PeerId, frame: Utf8Bytes },
-    /// The connection of `id` is gone.
-    Disconnect { id: PeerId },
+    /// Connection `serial`, registered as `id`, is gone.
+    Disconnect { id: PeerId, serial: u64 },
+}
+
+/// Why the hub let go of a connection. A dropped kick means it fell too far behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kick {
+    /// A newer connection came back with the same resume token.
+    Replaced,
 }
 
 /// Runs the hub until every connection handle (and the listener's) is dropped.
@@ -68,16 +84,27 @@ struct Hub {
 struct Outbox {
     frames: mpsc::Sender<Utf8Bytes>,
     endpoint: Endpoint,
-    /// Held only to be dropped: that tells the connection to close.
-    _kick: oneshot::Sender<()>,
+    /// Which connection this is: a replaced connection's late `Disconnect` must not
+    /// remove the one that replaced it.
+    serial: u64,
+    /// Sent or dropped to tell the connection to close.
+    kick: oneshot::Sender<Kick>,
 }
 
 impl Hub {
     fn apply(&mut self, cmd: Command) {
         match cmd {
-            Command::Connect { id, endpoint, outbox, kick } => {
+            Command::Connect { id, serial, endpoint, outbox, kick } => {
+                if self.outboxes.get(&id).is_some_and(|o| o.serial != serial) {
+                    // The same client, back before the relay noticed its old connection
+                    // die: the old one goes, and its room hears it left.
+                    debug!(peer = %id, "replaced by a resumed connection");
+                    if let Some(old) = self.remove_peer(&id) {
+                        let _ = old.kick.send(Kick::Replaced);
+                    }
+                }
                 self.registry.connect(id.clone());
-                self.outboxes.insert(id, Outbox { frames: outbox, endpoint, _kick: kick });
+                self.outboxes.insert(id, Outbox { frames: outbox, endpoint, serial, kick });
             }
             Command::JoinClassic { id, room, done } => {
                 let joined = self.registry.join(&id, Endpoint::Classic, &room, "").map(drop);
@@ -87,25 +114,30 @@ impl Hub {
                 }
                 let _ = done.send(joined);
             }
-            Command::Join { id, room, name } => match self.registry.join(&id, Endpoint::Main, &room, &name) {
-                Ok(peers) => {
-                    debug!(peer = %id, room = %room.escape_debug(), "joined");
-                    let welcome = ServerMessage::Welcome {
-                        version: PROTOCOL_VERSION,
-                        room,
-                        id: id.clone(),
-                        peers: peers.clone(),
-                    };
-                    self.deliver(&id, welcome.to_json().into());
-                    let joined: Utf8Bytes =
-                        ServerMessage::PeerJoined { peer: self.registry.info(id.clone()) }.to_json().into();
-                    for peer in peers {
-                        self.deliver(&peer.id, joined.clone());
+            Command::Join { id, room, name, resume } => {
+                match self.registry.join(&id, Endpoint::Main, &room, &name) {
+                    Ok(peers) => {
+                        debug!(peer = %id, room = %room.escape_debug(), "joined");
+                        let welcome = ServerMessage::Welcome {
+                            version: PROTOCOL_VERSION,
+                            room,
+                            id: id.clone(),
+                            peers: peers.clone(),
+                            resume: Some(resume.to_hex()),
+                        };
+                        self.deliver(&id, welcome.to_json().into());
+                        let joined: Utf8Bytes =
+                            ServerMessage::PeerJoined { peer: self.registry.info(id.clone()) }
+                                .to_json()
+                                .into();
+                        for peer in peers {
+                            self.deliver(&peer.id, joined.clone());
+                        }
+                        self.count_rooms();
                     }
-                    self.count_rooms();
+                    Err(refusal) => self.refuse(&id, refusal),
                 }
-                Err(refusal) => self.refuse(&id, refusal),
-            },
+            }
             Command::Forward { id, to, frame, route } => match self.registry.route(&id, &to) {
                 Ok(()) => {
                     self.shared.metrics.forwarded(frame.len());
@@ -124,7 +156,11 @@ impl Hub {
                     self.deliver(member, frame.clone());
                 }
             }
-            Command::Disconnect { id } => self.drop_peer(&id),
+            Command::Disconnect { id, serial } => {
+                if self.outboxes.get(&id).is_some_and(|o| o.serial == serial) {
+                    self.remove_peer(&id);
+                }
+            }
         }
     }
 
@@ -150,16 +186,17 @@ impl Hub {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
                 warn!(peer = %id, "dropping a connection that stopped reading");
-                self.drop_peer(id);
+                self.remove_peer(id);
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => self.drop_peer(id),
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.remove_peer(id);
+            }
         }
     }
 
-    fn drop_peer(&mut self, id: &PeerId) {
-        if self.outboxes.remove(id).is_none() {
-            return;
-        }
+    /// Forgets a connection and tells its room; returns its outbox, if it had one.
+    fn remove_peer(&mut self, id: &PeerId) -> Option<Outbox> {
+        let outbox = self.outboxes.remove(id)?;
         // Classic clients are told nothing: the format has no word for it.
         let left: Utf8Bytes = ServerMessage::PeerLeft { id: id.clone() }.to_json().into();
         for peer in self.registry.disconnect(id) {
@@ -168,5 +205,6 @@ impl Hub {
             }
         }
         self.count_rooms();
+        Some(outbox)
     }
 }

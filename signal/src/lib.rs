@@ -19,6 +19,8 @@ mod hub;
 #[cfg(feature = "server")]
 mod metrics;
 #[cfg(feature = "server")]
+mod resume;
+#[cfg(feature = "server")]
 mod room;
 #[cfg(feature = "server")]
 mod server;

@@ -54,6 +54,10 @@ pub enum ClientMessage {
         /// The relay's shared secret, when it requires one (`--room-secret`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         secret: Option<String>,
+        /// The token a relay gave in an earlier `welcome`: the client comes back as the
+        /// same peer id. Only in the first `join` of a connection.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resume: Option<String>,
     },
     /// Hand a signal to one member of the same room.
     Signal { to: PeerId, signal: Signal },
@@ -63,8 +67,16 @@ pub enum ClientMessage {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum ServerMessage {
-    /// The answer to a successful join: who you are and who was already there.
-    Welcome { version: u32, room: String, id: PeerId, peers: Vec<PeerInfo> },
+    /// The answer to a successful join: who you are and who was already there. `resume`
+    /// brings the client back as `id` when it reconnects, to this relay or a restarted one.
+    Welcome {
+        version: u32,
+        room: String,
+        id: PeerId,
+        peers: Vec<PeerInfo>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resume: Option<String>,
+    },
     /// Someone entered your room after you.
     PeerJoined { peer: PeerInfo },
     /// Someone left your room, by leaving or by disconnecting.
@@ -152,6 +164,8 @@ pub enum ErrorCode {
     RateLimited,
     /// The relay requires a room secret and the join did not carry the right one.
     Forbidden,
+    /// A `resume` token that is not one a relay issues, or one sent after joining.
+    BadResume,
 }
 
 impl ErrorCode {
@@ -175,6 +189,7 @@ impl ErrorCode {
             Self::ServerFull => "server-full",
             Self::RateLimited => "rate-limited",
             Self::Forbidden => "forbidden",
+            Self::BadResume => "bad-resume",
         }
     }
 }
@@ -199,6 +214,8 @@ pub mod close {
     pub const IDLE: u16 = 4001;
     /// The client could not keep up with the messages addressed to it.
     pub const TOO_SLOW: u16 = 4008;
+    /// A newer connection came back with this connection's resume token.
+    pub const REPLACED: u16 = 4009;
 }
 
 /// A refused client frame: the code and sentence the relay sends back.
@@ -423,7 +440,13 @@ mod tests {
         let msg = ClientMessage::parse(text).expect("parses");
         assert_eq!(
             msg,
-            ClientMessage::Join { room: "demo".into(), name: "alice".into(), version: 1, secret: None }
+            ClientMessage::Join {
+                room: "demo".into(),
+                name: "alice".into(),
+                version: 1,
+                secret: None,
+                resume: None
+            }
         );
         assert_eq!(msg.to_json(), text);
     }

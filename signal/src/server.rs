@@ -13,7 +13,6 @@ use tracing::{info, warn};
 
 use crate::config::RelayConfig;
 use crate::metrics::Metrics;
-use crate::proto::PeerId;
 use crate::{conn, http, hub};
 
 /// What every task of the relay reads: its settings and its counters.
@@ -45,7 +44,8 @@ pub async fn serve(
     let mut connections = JoinSet::new();
     // Connections told "server-full"; bounded, so a flood while full costs little.
     let mut refusals = JoinSet::new();
-    let mut next_id: u64 = 0;
+    // Numbers connections for the logs and the hub; peer ids come from resume tokens.
+    let mut serial: u64 = 0;
     tokio::pin!(shutdown);
 
     loop {
@@ -57,28 +57,26 @@ pub async fn serve(
                     warn!(%addr, limit = shared.config.max_connections, "at the connection limit");
                     if refusals.len() < MAX_REFUSALS_IN_FLIGHT {
                         let (shared, hub_tx, stop_rx) = (shared.clone(), hub_tx.clone(), stop_rx.clone());
-                        let id = PeerId("-".to_owned());
-                        refusals.spawn(async move { conn::accept(stream, id, &shared, hub_tx, stop_rx, true).await });
+                        refusals.spawn(async move { conn::accept(stream, 0, &shared, hub_tx, stop_rx, true).await });
                     } else {
                         shared.metrics.rejected("server-full");
                     }
                 }
                 Ok((stream, addr)) => {
                     let _ = stream.set_nodelay(true);
-                    next_id += 1;
-                    let id = PeerId(format!("p{next_id}"));
-                    tracing::debug!(peer = %id, %addr, "accepted");
+                    serial += 1;
+                    tracing::debug!(conn = serial, %addr, "accepted");
                     let (shared, hub_tx, stop_rx) = (shared.clone(), hub_tx.clone(), stop_rx.clone());
                     // Two different tasks, not one with two branches: a future is as large as
                     // its largest branch, and plain connections must not pay for TLS state.
                     match shared.config.tls.clone() {
                         None => connections.spawn(async move {
-                            conn::accept(stream, id, &shared, hub_tx, stop_rx, false).await;
+                            conn::accept(stream, serial, &shared, hub_tx, stop_rx, false).await;
                         }),
                         Some(tls) => connections.spawn(async move {
                             let handshake = TlsAcceptor::from(tls).accept(stream);
                             match tokio::time::timeout(shared.config.handshake_timeout, handshake).await {
-                                Ok(Ok(stream)) => conn::accept(stream, id, &shared, hub_tx, stop_rx, false).await,
+                                Ok(Ok(stream)) => conn::accept(stream, serial, &shared, hub_tx, stop_rx, false).await,
                                 _ => shared.metrics.rejected("tls-handshake"),
                             }
                         }),

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use peertalk_signal::proto::{IceCandidate, PeerId, SdpKind, SessionDescription, Signal};
 use rtc::ice::mdns::MulticastDnsMode;
-use rtc::peer_connection::configuration::RTCIceTransportPolicy;
+use rtc::peer_connection::configuration::{RTCIceTransportPolicy, RTCOfferOptions};
 use rtc::peer_connection::transport::RTCDtlsRole;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
@@ -49,6 +49,25 @@ const ICE_CHECK_INTERVAL: Duration = Duration::from_millis(20);
 /// often, which sends them at once.
 const DRIVER_NUDGE: Duration = Duration::from_millis(2);
 const DRIVER_NUDGE_LIMIT: Duration = Duration::from_secs(10);
+
+/// How long an open connection whose path broke may take to come back before the peer
+/// counts as unreachable (the user is told then).
+const RECOVERY_LIMIT: Duration = Duration::from_secs(30);
+/// How long a disconnected path gets to come back by itself before the offerer restarts ICE.
+const RESTART_AFTER: Duration = Duration::from_secs(2);
+/// Between ICE restarts while the path stays down.
+const RESTART_EVERY: Duration = Duration::from_secs(4);
+/// ICE restarts that may fail before the offerer replaces the whole connection.
+const ICE_RESTARTS: u32 = 2;
+
+/// ICE timing: a path counts as disconnected after 3 s without an answer (default 5 s),
+/// so a broken path is noticed and restored sooner, and as failed 10 s later (default 25 s).
+const ICE_DISCONNECTED: Duration = Duration::from_secs(3);
+const ICE_FAILED: Duration = Duration::from_secs(10);
+const ICE_KEEPALIVE: Duration = Duration::from_secs(1);
+/// Connectivity checks per candidate pair: at ICE_CHECK_INTERVAL that is 2 s, enough for a
+/// lossy path with a long round trip (the default 7 give up after 140 ms).
+const ICE_CHECKS_PER_PAIR: u16 = 100;
 
 /// How long closing waits for queued messages (acknowledgements above all) to reach the
 /// peer before the connection is torn down.
@@ -231,19 +250,55 @@ impl PeerConnectionEventHandler for Handler {
     }
 }
 
+/// How a connection's run ended.
+enum Ended {
+    /// Asked to close, or the channel closed: the link is over.
+    Closed,
+    /// The connection is beyond repair but the peer may be reachable: build a new one.
+    /// An answerer carries the offer that asked for it.
+    Replace(Option<Signal>),
+}
+
+/// What survives from one connection to the one that replaces it.
+#[derive(Default)]
+struct Recovery {
+    /// A connection reached `connected` at least once: only then is a broken one restored.
+    connected_once: bool,
+    /// When the path broke, while it is broken.
+    broken_since: Option<Instant>,
+}
+
 async fn run(
     offer: bool,
     net: &NetOptions,
-    inbox: mpsc::UnboundedReceiver<PeerCommand>,
+    mut inbox: mpsc::UnboundedReceiver<PeerCommand>,
     out: &Outbox,
 ) -> Result<(), String> {
-    let (callbacks_tx, callbacks) = mpsc::unbounded_channel();
-    let pc: Arc<dyn PeerConnection> = Arc::new(build(net, Handler(callbacks_tx)).await?);
-    let mut session = Session { pc, channel: None, reader: None, pending: Vec::new(), have_remote: false };
-    // Whatever happens, the connection is closed: a dropped one keeps its driver running.
-    let result = session.drive(offer, inbox, callbacks, out).await;
-    session.close().await;
-    result
+    let mut recovery = Recovery::default();
+    let mut first_signal = None;
+    loop {
+        let (callbacks_tx, callbacks) = mpsc::unbounded_channel();
+        let pc: Arc<dyn PeerConnection> = Arc::new(build(net, Handler(callbacks_tx)).await?);
+        let mut session = Session {
+            pc,
+            channel: None,
+            reader: None,
+            pending: Vec::new(),
+            have_remote: false,
+            remote_session: None,
+        };
+        // Whatever happens, the connection is closed: a dropped one keeps its driver running.
+        let result =
+            session.drive(offer, &mut inbox, callbacks, out, first_signal.take(), &mut recovery).await;
+        session.close().await;
+        match result? {
+            Ended::Closed => return Ok(()),
+            Ended::Replace(signal) => {
+                debug!("replacing the connection");
+                first_signal = signal;
+            }
+        }
+    }
 }
 
 async fn build(net: &NetOptions, handler: Handler) -> Result<impl PeerConnection, String> {
@@ -268,7 +323,8 @@ async fn build(net: &NetOptions, handler: Handler) -> Result<impl PeerConnection
         .with_answering_dtls_role(RTCDtlsRole::Server)
         .with_multicast_dns_mode(MulticastDnsMode::Disabled)
         .with_sctp_max_receive_buffer_size(SCTP_RECEIVE_WINDOW)
-        .with_ice_connection_attempts(Some(ICE_CHECK_INTERVAL), None)
+        .with_ice_connection_attempts(Some(ICE_CHECK_INTERVAL), Some(ICE_CHECKS_PER_PAIR))
+        .with_ice_timeouts(Some(ICE_DISCONNECTED), Some(ICE_FAILED), Some(ICE_KEEPALIVE))
         .build();
     PeerConnectionBuilder::new()
         .with_configuration(config)
@@ -289,19 +345,33 @@ struct Session {
     /// Candidates that arrived before the remote description; applying them earlier fails.
     pending: Vec<RTCIceCandidateInit>,
     have_remote: bool,
+    /// The session id (`o=` line) of the peer's descriptions. An offer with another one
+    /// comes from a new connection on the peer's side, which replaces this one.
+    remote_session: Option<String>,
 }
 
 impl Session {
     /// Negotiates and then serves the connection until asked to close, the channel
     /// closes, or something fails.
+    ///
+    /// When the path of a connection that was up breaks, the offerer restarts ICE through
+    /// the relay, then replaces the connection; the answerer follows the offers. Either
+    /// gives up after [`RECOVERY_LIMIT`].
     async fn drive(
         &mut self,
         offer: bool,
-        mut inbox: mpsc::UnboundedReceiver<PeerCommand>,
+        inbox: &mut mpsc::UnboundedReceiver<PeerCommand>,
         mut callbacks: mpsc::UnboundedReceiver<Callback>,
         out: &Outbox,
-    ) -> Result<(), String> {
+        first_signal: Option<Signal>,
+        recovery: &mut Recovery,
+    ) -> Result<Ended, String> {
         let started = Instant::now();
+        let mut ice_restarts = 0;
+        let mut restart_at: Option<tokio::time::Instant> = None;
+        if let Some(signal) = first_signal {
+            self.apply(signal, out).await?;
+        }
         if offer {
             let channel = self
                 .pc
@@ -318,12 +388,34 @@ impl Session {
             self.send_local_description(out).await?;
         }
         loop {
+            let give_up_at =
+                recovery.broken_since.map(|t| tokio::time::Instant::from_std(t + RECOVERY_LIMIT));
             tokio::select! {
                 command = inbox.recv() => match command {
-                    Some(PeerCommand::Signal(signal)) => self.apply(signal, out).await?,
+                    Some(PeerCommand::Signal(signal)) => {
+                        if !offer && self.is_new_session(&signal) {
+                            return Ok(Ended::Replace(Some(signal)));
+                        }
+                        self.apply(signal, out).await?;
+                    }
                     Some(PeerCommand::Send(payload)) => self.send(&payload).await,
-                    Some(PeerCommand::Close) | None => return Ok(()),
+                    Some(PeerCommand::Close) | None => return Ok(Ended::Closed),
                 },
+                () = sleep_until(restart_at) => {
+                    if ice_restarts >= ICE_RESTARTS {
+                        return Ok(Ended::Replace(None));
+                    }
+                    ice_restarts += 1;
+                    debug!(attempt = ice_restarts, "restarting ICE");
+                    self.restart_ice(out).await?;
+                    restart_at = Some(tokio::time::Instant::now() + RESTART_EVERY);
+                }
+                () = sleep_until(give_up_at) => {
+                    return Err(format!(
+                        "no path to the peer came back within {} s",
+                        RECOVERY_LIMIT.as_secs()
+                    ));
+                }
                 Some(callback) = callbacks.recv() => match callback {
                     Callback::Candidate(init) => {
                         out.emit(PeerEvent::Signal(Signal::Candidate(candidate_to_wire(init)))).await;
@@ -332,17 +424,57 @@ impl Session {
                         debug!(elapsed_ms = started.elapsed().as_millis(), "connection {state}");
                         let state = link_state(state);
                         out.emit(PeerEvent::State(state)).await;
-                        if state == LinkState::Connected
-                            && let Some(path) = selected_path(self.pc.as_ref()).await
-                        {
-                            out.emit(PeerEvent::Path(path)).await;
+                        match state {
+                            LinkState::Connected => {
+                                recovery.connected_once = true;
+                                recovery.broken_since = None;
+                                restart_at = None;
+                                ice_restarts = 0;
+                                if let Some(path) = selected_path(self.pc.as_ref()).await {
+                                    out.emit(PeerEvent::Path(path)).await;
+                                }
+                            }
+                            LinkState::Disconnected | LinkState::Failed if recovery.connected_once => {
+                                recovery.broken_since.get_or_insert_with(Instant::now);
+                                // A failed ICE agent will not come back by itself.
+                                let wait = if state == LinkState::Failed { Duration::ZERO } else { RESTART_AFTER };
+                                let at = tokio::time::Instant::now() + wait;
+                                if offer && restart_at.is_none_or(|t| at < t) {
+                                    restart_at = Some(at);
+                                }
+                            }
+                            _ => {}
                         }
                     }
                     Callback::DataChannel(channel) => self.adopt_remote(channel, out).await,
                 },
-                () = self.reader_done() => return Ok(()),
+                () = self.reader_done(), if recovery.broken_since.is_none() => return Ok(Ended::Closed),
             }
         }
+    }
+
+    /// Whether `signal` is an offer from a new connection on the peer's side.
+    fn is_new_session(&self, signal: &Signal) -> bool {
+        let Signal::Description(desc) = signal else { return false };
+        desc.kind == SdpKind::Offer
+            && self.remote_session.is_some()
+            && self.remote_session.as_deref() != session_id(&desc.sdp)
+    }
+
+    /// Offers new ICE credentials over the same connection: the DTLS and SCTP state, and
+    /// whatever SCTP still has to deliver, carry on over the new path.
+    async fn restart_ice(&self, out: &Outbox) -> Result<(), String> {
+        let options = RTCOfferOptions { ice_restart: true };
+        let offer = self
+            .pc
+            .create_offer(Some(options))
+            .await
+            .map_err(|e| format!("could not create an ICE restart offer: {e}"))?;
+        self.pc
+            .set_local_description(offer)
+            .await
+            .map_err(|e| format!("could not apply our ICE restart offer: {e}"))?;
+        self.send_local_description(out).await
     }
 
     /// Takes the chat channel and starts reading it.
@@ -377,6 +509,7 @@ impl Session {
         match signal {
             Signal::Description(desc) => {
                 let is_offer = desc.kind == SdpKind::Offer;
+                self.remote_session = session_id(&desc.sdp).map(str::to_owned);
                 let desc = description_from_wire(desc)?;
                 self.pc
                     .set_remote_description(desc)
@@ -478,6 +611,18 @@ async fn read_channel(channel: Arc<dyn DataChannel>, out: Outbox) {
             DataChannelEvent::OnClose => break,
             _ => {}
         }
+    }
+}
+
+/// The session id of an SDP: the second field of its `o=` line.
+fn session_id(sdp: &str) -> Option<&str> {
+    sdp.lines().find_map(|line| line.strip_prefix("o="))?.split_whitespace().nth(1)
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

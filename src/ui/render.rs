@@ -192,10 +192,11 @@ fn status_line(view: &View, width: usize) -> Line<'static> {
         sep.clone(),
     ];
     let (relay, relay_colour) = match view.relay {
-        RelayState::Joining => ("relay: joining", Color::Yellow),
-        RelayState::Joined => ("relay: ok", Color::LightGreen),
-        RelayState::Hosting => ("relay: hosting", Color::LightGreen),
-        RelayState::Lost => ("relay: lost", Color::LightRed),
+        RelayState::Joining => ("relay: joining".to_owned(), Color::Yellow),
+        RelayState::Joined => ("relay: ok".to_owned(), Color::LightGreen),
+        RelayState::Hosting => ("relay: hosting".to_owned(), Color::LightGreen),
+        RelayState::Lost => ("relay: lost".to_owned(), Color::LightRed),
+        RelayState::Reconnecting(attempt) => (format!("relay: reconnecting (try {attempt})"), Color::Yellow),
     };
     spans.push(Span::styled(relay, bar.fg(relay_colour)));
     if view.peers.is_empty() {

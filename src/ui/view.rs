@@ -44,6 +44,8 @@ pub enum RelayState {
     Joined,
     Hosting,
     Lost,
+    /// Trying again: this is attempt number .0.
+    Reconnecting(u32),
 }
 
 /// A peer, as the status bar shows it.
@@ -172,6 +174,19 @@ impl View {
             Notice::RelayLost { reason } => {
                 self.relay = RelayState::Lost;
                 error(format!("lost the relay ({reason}); open connections keep working"))
+            }
+            // The status bar counts the attempts; a line for each would bury the chat.
+            Notice::RelayRetrying { attempt, .. } => {
+                self.relay = RelayState::Reconnecting(*attempt);
+                return;
+            }
+            Notice::RelayBack { resumed, .. } => {
+                self.relay = if self.hosting { RelayState::Hosting } else { RelayState::Joined };
+                if *resumed {
+                    info("back with the relay".to_owned())
+                } else {
+                    info("back with the relay, under a new id".to_owned())
+                }
             }
             Notice::InputRejected { reason } => error(format!("not sent: {reason}")),
             Notice::Warning { text } => error(text.clone()),

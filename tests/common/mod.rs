@@ -4,6 +4,7 @@
 
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod netns;
 pub mod turn;
 
 use std::path::PathBuf;
@@ -54,7 +55,18 @@ impl Relay {
     }
 
     pub async fn start_with(args: &[&str]) -> Self {
-        let mut child = Command::new(relay_bin())
+        Self::start_command(Command::new(relay_bin()), args).await
+    }
+
+    /// Starts the relay inside network namespace `ns`.
+    pub async fn start_in(ns: &str, args: &[&str]) -> Self {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", ns]).arg(relay_bin());
+        Self::start_command(command, args).await
+    }
+
+    async fn start_command(mut command: Command, args: &[&str]) -> Self {
+        let mut child = command
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -180,7 +192,19 @@ impl Client {
 
     /// Starts the client binary with exactly these arguments.
     pub fn spawn(args: &[&str], stdin: Stdio) -> Self {
-        let mut command = Command::new(client_bin());
+        Self::spawn_command(Command::new(client_bin()), args, stdin)
+    }
+
+    /// Starts a JSON client, as [`Client::start`] does, inside network namespace `ns`.
+    pub fn start_in(ns: &str, relay: &str, room: &str, name: &str, extra: &[&str]) -> Self {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", ns]).arg(client_bin());
+        let mut args = vec!["--headless", "--json", "--room", room, "--name", name, "--signal", relay];
+        args.extend_from_slice(extra);
+        Self::spawn_command(command, &args, Stdio::piped())
+    }
+
+    fn spawn_command(mut command: Command, args: &[&str], stdin: Stdio) -> Self {
         // The developer's own settings must not leak into a test.
         for (var, _) in std::env::vars().filter(|(k, _)| k.starts_with("PEERTALK_")) {
             command.env_remove(var);
@@ -290,9 +314,21 @@ impl Client {
         (code, raw.iter().map(|l| format!("{l}\n")).collect())
     }
 
+    /// As [`Client::finish`], for a client that may take longer than [`WAIT`] to finish.
+    pub async fn finish_within(mut self, limit: Duration) -> Finished {
+        let (code, raw, stderr) = self.wait_raw_within(limit).await;
+        let mut lines = std::mem::take(&mut self.seen);
+        lines.extend(raw.iter().map(|l| parse(l)));
+        Finished { code, lines, stderr }
+    }
+
     async fn wait_raw(&mut self) -> (Option<i32>, Vec<String>, String) {
+        self.wait_raw_within(WAIT).await
+    }
+
+    async fn wait_raw_within(&mut self, limit: Duration) -> (Option<i32>, Vec<String>, String) {
         self.stdin = None;
-        let status = timeout(WAIT, self.child.wait()).await.expect("client exited in time").expect("wait");
+        let status = timeout(limit, self.child.wait()).await.expect("client exited in time").expect("wait");
         let mut raw = Vec::new();
         while let Ok(Some(line)) = timeout(Duration::from_secs(5), self.lines.recv()).await {
             raw.push(line);
