@@ -18,6 +18,7 @@ const OPEN_RUNS: usize = 5;
 const OUTAGE_RUNS: usize = 3;
 const OUTAGE: Duration = Duration::from_secs(5);
 const RTT_MESSAGES: usize = 1000;
+const TURN_RTT_MESSAGES: usize = 200;
 const BULK_BYTES: usize = 64 * 1024 * 1024;
 const BULK_MESSAGE: usize = 16 * 1024;
 
@@ -28,7 +29,7 @@ async fn main() {
     open_time(&relay.url, "host candidates", &[]).await;
     open_through_turn(&relay.url).await;
     outage_recovery().await;
-    round_trip(&relay.url).await;
+    round_trip(&relay.url, "host path", &[], RTT_MESSAGES).await;
     throughput(&relay.url).await;
     idle_interface(&relay.url).await;
 }
@@ -86,7 +87,8 @@ fn cpu_ticks(pid: u32) -> u64 {
     field(11) + field(12)
 }
 
-/// The same, with every path through a real coturn on loopback (`--relay-only`). Skipped,
+/// Open time and chat round trip with every path through a real coturn on loopback
+/// (`--relay-only`). Skipped,
 /// with a word, when coturn is not installed.
 async fn open_through_turn(relay: &str) {
     if std::process::Command::new("turnserver").arg("--help").output().is_err() {
@@ -98,6 +100,7 @@ async fn open_through_turn(relay: &str) {
     flags.push("--relay-only".to_owned());
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     open_time(relay, "TURN only (--relay-only, coturn)", &flags).await;
+    round_trip(relay, "TURN only (--relay-only, coturn)", &flags, TURN_RTT_MESSAGES).await;
 }
 
 /// From starting the second (offering) process until both clients print `connected`,
@@ -166,10 +169,11 @@ async fn outage_recovery() {
 
 /// One message at a time: from writing the line to the sender's stdin until the sender
 /// prints `delivered` for it (the receiver's acknowledgement came back).
-async fn round_trip(relay: &str) {
-    let (mut alice, mut bob) = connected_pair(relay, "rtt", ("alice", &[]), ("bob", &[])).await;
-    let mut samples = Vec::with_capacity(RTT_MESSAGES);
-    for i in 1..=RTT_MESSAGES + 50 {
+async fn round_trip(relay: &str, path: &str, flags: &[&str], count: usize) {
+    let room = format!("rtt-{}", flags.len());
+    let (mut alice, mut bob) = connected_pair(relay, &room, ("alice", flags), ("bob", flags)).await;
+    let mut samples = Vec::with_capacity(count);
+    for i in 1..=count + 50 {
         let sent = Instant::now();
         alice.say(&format!("ping {i} {}", "x".repeat(40))).await;
         alice.expect(|l| l["type"] == "delivered" && l["id"] == i, "delivered").await;
@@ -181,7 +185,7 @@ async fn round_trip(relay: &str) {
     samples.sort();
     let pct = |p: f64| samples[((samples.len() - 1) as f64 * p).round() as usize];
     println!(
-        "Chat round trip (stdin line -> delivered acknowledgement), {RTT_MESSAGES} messages after 50 warm-up: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+        "Chat round trip, {path} (stdin line -> delivered acknowledgement), {count} messages after 50 warm-up: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
         ms(pct(0.50)),
         ms(pct(0.99)),
         ms(samples[samples.len() - 1]),

@@ -49,6 +49,9 @@ const ICE_CHECK_INTERVAL: Duration = Duration::from_millis(20);
 /// often, which sends them at once.
 const DRIVER_NUDGE: Duration = Duration::from_millis(2);
 const DRIVER_NUDGE_LIMIT: Duration = Duration::from_secs(10);
+// On a TURN path the same driver drains its TURN queue before the packets it makes in a
+// loop iteration, so a message sent goes out only on the next wake (up to 200 ms later).
+// One nudge DRIVER_NUDGE after a send on such a path sends it then.
 
 /// How long an open connection whose path broke may take to come back before the peer
 /// counts as unreachable (the user is told then).
@@ -285,6 +288,8 @@ async fn run(
             reader: None,
             pending: Vec::new(),
             have_remote: false,
+            relayed: false,
+            nudge_at: None,
             remote_session: None,
         };
         // Whatever happens, the connection is closed: a dropped one keeps its driver running.
@@ -345,6 +350,10 @@ struct Session {
     /// Candidates that arrived before the remote description; applying them earlier fails.
     pending: Vec<RTCIceCandidateInit>,
     have_remote: bool,
+    /// The selected path goes through a TURN server: sends need a nudge (see DRIVER_NUDGE).
+    relayed: bool,
+    /// When the next such nudge is due.
+    nudge_at: Option<tokio::time::Instant>,
     /// The session id (`o=` line) of the peer's descriptions. An offer with another one
     /// comes from a new connection on the peer's side, which replaces this one.
     remote_session: Option<String>,
@@ -410,6 +419,12 @@ impl Session {
                     self.restart_ice(out).await?;
                     restart_at = Some(tokio::time::Instant::now() + RESTART_EVERY);
                 }
+                () = sleep_until(self.nudge_at) => {
+                    self.nudge_at = None;
+                    if let Some(channel) = &self.channel {
+                        nudge(channel.as_ref()).await;
+                    }
+                }
                 () = sleep_until(give_up_at) => {
                     return Err(format!(
                         "no path to the peer came back within {} s",
@@ -431,6 +446,7 @@ impl Session {
                                 restart_at = None;
                                 ice_restarts = 0;
                                 if let Some(path) = selected_path(self.pc.as_ref()).await {
+                                    self.relayed = path.kind() == "relay";
                                     out.emit(PeerEvent::Path(path)).await;
                                 }
                             }
@@ -557,11 +573,14 @@ impl Session {
         Ok(())
     }
 
-    async fn send(&self, payload: &str) {
+    async fn send(&mut self, payload: &str) {
         let Some(channel) = &self.channel else { return };
         if let Err(e) = channel.send_text(payload).await {
             // The reader task reports the close; the app accounts for what went undelivered.
             debug!("send failed: {e}");
+        }
+        if self.relayed && self.nudge_at.is_none() {
+            self.nudge_at = Some(tokio::time::Instant::now() + DRIVER_NUDGE);
         }
     }
 
@@ -592,8 +611,7 @@ async fn read_channel(channel: Arc<dyn DataChannel>, out: Outbox) {
         let event = tokio::select! {
             event = channel.poll() => event,
             _ = nudge.tick(), if !open && Instant::now() < nudge_until => {
-                // Any call that reaches `wake_writes` will do; this one changes nothing.
-                let _ = channel.set_buffered_amount_low_threshold(0).await;
+                self::nudge(channel.as_ref()).await;
                 continue;
             }
         };
@@ -612,6 +630,12 @@ async fn read_channel(channel: Arc<dyn DataChannel>, out: Outbox) {
             _ => {}
         }
     }
+}
+
+/// Wakes the connection's driver. Any call that reaches its `wake_writes` will do; this
+/// one changes nothing.
+async fn nudge(channel: &dyn DataChannel) {
+    let _ = channel.set_buffered_amount_low_threshold(0).await;
 }
 
 /// The session id of an SDP: the second field of its `o=` line.
