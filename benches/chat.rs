@@ -119,13 +119,19 @@ async fn open_time(relay: &str, paths: &str, flags: &[&str]) {
         bob.close_input();
         let _ = tokio::join!(alice.finish(), bob.finish());
     }
+    println!("DataChannel open, {paths}, process start to open on both sides: {}", spread(&mut samples));
+}
+
+/// "median M ms (min A, max B, N runs)" of a set of timings.
+fn spread(samples: &mut [Duration]) -> String {
     samples.sort();
-    println!(
-        "DataChannel open, {paths}, process start to open on both sides: median {:.1} ms (min {:.1}, max {:.1}, {OPEN_RUNS} runs)",
+    format!(
+        "median {:.1} ms (min {:.1}, max {:.1}, {} runs)",
         ms(samples[samples.len() / 2]),
         ms(samples[0]),
         ms(samples[samples.len() - 1]),
-    );
+        samples.len()
+    )
 }
 
 /// Two clients in two network namespaces joined by a veth pair: the link goes down for 5 s,
@@ -158,12 +164,9 @@ async fn outage_recovery() {
         bob.close_input();
         let _ = tokio::join!(alice.finish(), bob.finish());
     }
-    samples.sort();
     println!(
-        "first delivery after a 5 s outage, from link up to the message printed: median {:.0} ms (min {:.0}, max {:.0}, {OUTAGE_RUNS} runs)",
-        ms(samples[samples.len() / 2]),
-        ms(samples[0]),
-        ms(samples[samples.len() - 1]),
+        "first delivery after a 5 s outage, from link up to the message printed: {}",
+        spread(&mut samples)
     );
 }
 

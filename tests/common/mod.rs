@@ -301,11 +301,8 @@ impl Client {
     }
 
     /// Waits for the process to exit and collects everything it printed as JSON lines.
-    pub async fn finish(mut self) -> Finished {
-        let (code, raw, stderr) = self.wait_raw().await;
-        let mut lines = std::mem::take(&mut self.seen);
-        lines.extend(raw.iter().map(|l| parse(l)));
-        Finished { code, lines, stderr }
+    pub async fn finish(self) -> Finished {
+        self.finish_within(WAIT).await
     }
 
     /// For text mode: waits for exit and returns the exit code and stdout as text.
