@@ -99,6 +99,25 @@ pub struct Cli {
     /// Give up after this many seconds, with an exit code that says what was missing.
     #[arg(long, value_name = "SECS", env = "PEERTALK_TIMEOUT")]
     pub timeout: Option<f64>,
+
+    /// Start a call at once: send your audio (the microphone, or --audio-in) to every peer.
+    /// Without a microphone you are told, and the chat goes on.
+    #[arg(long, env = "PEERTALK_AUDIO")]
+    pub audio: bool,
+
+    /// Send this Ogg Opus file in calls instead of the microphone, paced in real time;
+    /// the call ends when it has been sent. Implies --audio unless --commands is given.
+    #[arg(long, value_name = "FILE", env = "PEERTALK_AUDIO_IN")]
+    pub audio_in: Option<std::path::PathBuf>,
+
+    /// Record the audio peers send into this Ogg Opus file (created or replaced).
+    #[arg(long, value_name = "FILE", env = "PEERTALK_AUDIO_OUT")]
+    pub audio_out: Option<std::path::PathBuf>,
+
+    /// Headless: read input lines that start with / as commands, as in the interface
+    /// (/call, /hangup, /mute, /nick NAME, /quit); //text sends /text.
+    #[arg(long, env = "PEERTALK_COMMANDS")]
+    pub commands: bool,
 }
 
 fn after_help() -> String {
@@ -181,6 +200,11 @@ pub struct Config {
     pub expect: Option<usize>,
     pub timeout: Option<Duration>,
     pub log_file: Option<std::path::PathBuf>,
+    pub audio: crate::audio::AudioOptions,
+    /// Start the call at once.
+    pub call_at_start: bool,
+    /// Headless input lines starting with `/` are commands.
+    pub commands: bool,
 }
 
 impl Cli {
@@ -216,6 +240,16 @@ impl Cli {
         if let Some(text) = self.send.iter().find(|t| t.is_empty()) {
             return Err(format!("--send {text:?}: an empty message cannot be sent"));
         }
+        if let Some(path) = &self.audio_in {
+            crate::audio::ogg_opus::read_frames(path).map_err(|e| format!("--audio-in: {e}"))?;
+        }
+        if let Some(dir) = self.audio_out.as_deref().and_then(std::path::Path::parent)
+            && !dir.as_os_str().is_empty()
+            && !dir.is_dir()
+        {
+            return Err(format!("--audio-out: the folder {} does not exist", dir.display()));
+        }
+        let call_at_start = self.audio || (self.audio_in.is_some() && !self.commands);
         Ok(Config {
             room: self.room,
             name,
@@ -235,6 +269,9 @@ impl Cli {
             expect: self.expect,
             timeout,
             log_file: self.log_file,
+            audio: crate::audio::AudioOptions { input: self.audio_in, output: self.audio_out },
+            call_at_start,
+            commands: self.commands,
         })
     }
 }
@@ -380,5 +417,17 @@ mod tests {
         assert!(config(&["--room", "r", "--name", "a", "--ice-server", "http://x"]).is_err());
         assert!(config(&["--room", "r", "--name", "a", "--timeout", "-1"]).is_err());
         assert!(config(&["--room", "r", "--name", "a", "--bind", "nowhere"]).is_err());
+    }
+
+    #[test]
+    fn audio_files_are_checked_before_anything_starts() {
+        let err = config(&["--room", "r", "--name", "a", "--audio-in", "/nonexistent/tone.opus"])
+            .expect_err("refused");
+        assert!(err.starts_with("--audio-in: could not open /nonexistent/tone.opus"), "{err}");
+        let err = config(&["--room", "r", "--name", "a", "--audio-out", "/nonexistent/rec.opus"])
+            .expect_err("refused");
+        assert!(err.contains("does not exist"), "{err}");
+        let ok = config(&["--room", "r", "--name", "a", "--audio-out", "rec.opus"]).expect("accepted");
+        assert!(!ok.call_at_start, "recording alone does not call");
     }
 }

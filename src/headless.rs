@@ -6,15 +6,18 @@ use std::io::{self, BufRead as _, Write as _};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use crate::app::CallState;
 use crate::app::Notice;
 use crate::cli::{Config, OutputFormat};
+use crate::command::{self, Command};
 use crate::exit::Outcome;
 use crate::sanitize::for_terminal;
 use crate::session::{self, Frontend, UserInput};
 
 /// Runs the chat headless and returns how it ended.
 pub async fn run(config: Config) -> Outcome {
-    let input = if config.send.is_empty() { read_stdin() } else { fixed_lines(config.send.clone()) };
+    let input =
+        if config.send.is_empty() { read_stdin(config.commands) } else { fixed_lines(config.send.clone()) };
     let mut printer = Printer::new(config.format, input);
     let outcome = session::run(config, &mut printer).await;
     printer.finish(&outcome).await;
@@ -33,7 +36,8 @@ fn fixed_lines(lines: Vec<String>) -> mpsc::Receiver<UserInput> {
 /// Reads stdin line by line on a thread of its own: one blocking reader with a large
 /// buffer costs far less than a round trip through the async runtime for every read. The
 /// small channel is the back-pressure: while the session takes no input, reading stops.
-fn read_stdin() -> mpsc::Receiver<UserInput> {
+/// With `commands`, lines starting with `/` are commands, as in the interface.
+fn read_stdin(commands: bool) -> mpsc::Receiver<UserInput> {
     let (tx, rx) = mpsc::channel(64);
     std::thread::spawn(move || {
         let mut reader = io::BufReader::with_capacity(IO_BUFFER, io::stdin().lock());
@@ -58,6 +62,7 @@ fn read_stdin() -> mpsc::Receiver<UserInput> {
                 continue;
             }
             let line = match String::from_utf8(std::mem::take(&mut buf)) {
+                Ok(text) if commands => command_input(text, line_no),
                 Ok(text) => UserInput::Line(text),
                 Err(e) => {
                     buf = e.into_bytes();
@@ -72,6 +77,22 @@ fn read_stdin() -> mpsc::Receiver<UserInput> {
         }
     });
     rx
+}
+
+/// A `--commands` input line: a command, or a message (`//` escapes a leading slash).
+fn command_input(line: String, line_no: u64) -> UserInput {
+    match command::parse(&line) {
+        None => UserInput::Line(command::unescape(&line).to_owned()),
+        Some(Command::Call) => UserInput::Call,
+        Some(Command::Hangup) => UserInput::Hangup,
+        Some(Command::Mute) => UserInput::Mute,
+        Some(Command::Quit) => UserInput::Quit,
+        Some(Command::Nick(name)) => UserInput::Rename(name),
+        Some(Command::Help | Command::Peers | Command::Clear) => UserInput::Invalid(format!(
+            "line {line_no}: {line} is for the interface; scripts can use /call, /hangup, /mute, /nick and /quit"
+        )),
+        Some(Command::Unknown(why)) => UserInput::Invalid(format!("line {line_no}: {why}")),
+    }
 }
 
 /// Buffer size for reading stdin and writing stdout.
@@ -160,6 +181,10 @@ impl Frontend for Printer {
     }
 
     async fn show(&mut self, notice: &Notice) -> io::Result<()> {
+        // Ten a second per peer: for the interface's meter, not for a script's log.
+        if matches!(notice, Notice::AudioLevel { .. }) {
+            return Ok(());
+        }
         match self.format {
             OutputFormat::Json => self.push_json(&JsonLine::from(notice)),
             OutputFormat::Text => match notice {
@@ -235,7 +260,21 @@ fn describe(notice: &Notice) -> Option<String> {
             )
         }
         Notice::Renamed { name: n } => format!("you are now {}", name(n)),
-        Notice::Message { .. } | Notice::Delivered { .. } | Notice::Sent { .. } => return None,
+        Notice::Call(CallState::Calling) => {
+            "calling: your audio goes out once a peer has negotiated it".to_owned()
+        }
+        Notice::Call(CallState::Live { source }) => format!("in the call, sending the {source}"),
+        Notice::Call(CallState::Ended { reason }) => format!("call ended: {reason}"),
+        Notice::Muted { muted: true } => "muted: the peers hear nothing from you".to_owned(),
+        Notice::Muted { muted: false } => "unmuted".to_owned(),
+        Notice::PeerAudio { name: n, receiving: true, .. } => format!("{} is sending audio", name(n)),
+        Notice::PeerAudio { name: n, receiving: false, .. } => format!("{} stopped sending audio", name(n)),
+        Notice::Message { .. }
+        | Notice::Delivered { .. }
+        | Notice::Sent { .. }
+        | Notice::AudioLevel { .. } => {
+            return None;
+        }
     })
 }
 
@@ -320,6 +359,24 @@ enum JsonLine<'a> {
     HostingRelay {
         url: &'a str,
     },
+    /// `state` is `calling`, `live` (with `source`) or `ended` (with `reason`).
+    Call {
+        state: &'static str,
+        source: Option<&'a str>,
+        reason: Option<&'a str>,
+    },
+    Muted {
+        muted: bool,
+    },
+    PeerAudio {
+        peer: &'a str,
+        name: &'a str,
+        receiving: bool,
+    },
+    AudioLevel {
+        peer: &'a str,
+        dbfs: f32,
+    },
     Exit {
         code: u8,
         message: Option<&'a str>,
@@ -366,6 +423,20 @@ impl<'a> From<&'a Notice> for JsonLine<'a> {
             Notice::InputRejected { reason } => Self::InputRejected { reason },
             Notice::Warning { text } => Self::Warning { text },
             Notice::HostingRelay { url } => Self::HostingRelay { url },
+            Notice::Call(state) => match state {
+                CallState::Calling => Self::Call { state: "calling", source: None, reason: None },
+                CallState::Live { source } => {
+                    Self::Call { state: "live", source: Some(source), reason: None }
+                }
+                CallState::Ended { reason } => {
+                    Self::Call { state: "ended", source: None, reason: Some(reason) }
+                }
+            },
+            Notice::Muted { muted } => Self::Muted { muted: *muted },
+            Notice::PeerAudio { peer, name, receiving } => {
+                Self::PeerAudio { peer: &peer.0, name, receiving: *receiving }
+            }
+            Notice::AudioLevel { peer, dbfs } => Self::AudioLevel { peer: &peer.0, dbfs: *dbfs },
         }
     }
 }

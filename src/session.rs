@@ -12,7 +12,8 @@ use peertalk_signal::proto::PeerId;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::app::{App, Effect, Event, Notice, Settings};
+use crate::app::{App, AudioAction, Effect, Event, Notice, Settings};
+use crate::audio::Audio;
 use crate::classic;
 use crate::cli::{Config, SignalProtocol, SignalTarget};
 use crate::exit::Outcome;
@@ -33,6 +34,12 @@ pub enum UserInput {
     Closed,
     /// A new display name.
     Rename(String),
+    /// Start sending our audio (`/call`).
+    Call,
+    /// Stop sending it (`/hangup`).
+    Hangup,
+    /// Mute or unmute it (`/mute`).
+    Mute,
     /// Leave now.
     Quit,
 }
@@ -77,7 +84,20 @@ pub async fn run(config: Config, ui: &mut impl Frontend) -> Outcome {
         // A person at a terminal stays when a peer fails or leaves; a script gets an exit code.
         strict: config.headless || !std::io::IsTerminal::is_terminal(&std::io::stdin()),
         relay_only: config.relay_only,
+        call_at_start: config.call_at_start,
+        audio_from_file: config.audio.input.is_some(),
     });
+    let (audio_tx, mut audio_rx) = mpsc::channel(64);
+    let audio = match Audio::spawn(config.audio.clone(), audio_tx) {
+        Ok(audio) => audio,
+        Err(e) => {
+            if let Some(relay) = hosted {
+                relay.stop().await;
+            }
+            return Outcome::Usage(format!("--audio-out: {e}"));
+        }
+    };
+    let media = peer::Media { frames: audio.frames(), incoming: audio.incoming() };
     let net = Arc::new(NetOptions {
         ice_servers: config.ice_servers.clone(),
         relay_only: config.relay_only,
@@ -103,11 +123,15 @@ pub async fn run(config: Config, ui: &mut impl Frontend) -> Outcome {
                     None => { relay_open = false; continue }
                 },
                 Some((id, event)) = peer_rx.recv() => Event::Peer { id, event },
+                Some(event) = audio_rx.recv() => Event::Audio(event),
                 input = ui.next_input(), if input_open && (app.wants_input() || !ui.paced()) => match input {
                     UserInput::Line(text) => Event::Input { text, ts: now_ms() },
                     UserInput::Invalid(reason) => Event::InputInvalid { reason },
                     UserInput::Closed => { input_open = false; Event::InputClosed }
                     UserInput::Rename(name) => Event::Rename(name),
+                    UserInput::Call => Event::Call,
+                    UserInput::Hangup => Event::Hangup,
+                    UserInput::Mute => Event::Mute,
                     UserInput::Quit => break 'run Outcome::Done,
                 },
                 () = sleep_until(deadline) => Event::TimedOut,
@@ -123,7 +147,8 @@ pub async fn run(config: Config, ui: &mut impl Frontend) -> Outcome {
                     let _ = outgoing.send(message);
                 }
                 Effect::Dial { peer, offer } => {
-                    let handle = peer::spawn(peer.clone(), offer, net.clone(), peer_tx.clone());
+                    let handle =
+                        peer::spawn(peer.clone(), offer, net.clone(), media.clone(), peer_tx.clone());
                     links.insert(peer, handle);
                 }
                 Effect::Peer { id, command } => {
@@ -131,6 +156,11 @@ pub async fn run(config: Config, ui: &mut impl Frontend) -> Outcome {
                         link.command(command);
                     }
                 }
+                Effect::Audio(action) => match action {
+                    AudioAction::Start => audio.start(),
+                    AudioAction::Stop => audio.stop(),
+                    AudioAction::Mute(muted) => audio.mute(muted),
+                },
                 Effect::Show(notice) => {
                     if let Err(e) = ui.show(&notice).await {
                         break 'run Outcome::Internal(format!("could not write output: {e}"));
@@ -147,6 +177,8 @@ pub async fn run(config: Config, ui: &mut impl Frontend) -> Outcome {
     };
 
     close_all(links).await;
+    drop(media);
+    audio.finish().await;
     drop(outgoing);
     if let Some(relay) = hosted {
         relay.stop().await;

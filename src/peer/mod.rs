@@ -18,6 +18,7 @@ use rtc::peer_connection::transport::RTCDtlsRole;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 use webrtc::data_channel::{DataChannel, DataChannelEvent, RTCDataChannelInit};
+use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
     RTCIceCandidateInit, RTCIceCandidateType, RTCIceServer, RTCPeerConnectionIceEvent,
@@ -26,7 +27,10 @@ use webrtc::peer_connection::{
 
 use crate::cli::IceServer;
 
+mod media;
 pub mod turn;
+
+pub use media::Media;
 
 /// The chat channel's label; both sides use it and the answerer checks it.
 const CHAT_LABEL: &str = "chat";
@@ -72,9 +76,13 @@ const ICE_KEEPALIVE: Duration = Duration::from_secs(1);
 /// lossy path with a long round trip (the default 7 give up after 140 ms).
 const ICE_CHECKS_PER_PAIR: u16 = 100;
 
-/// How long closing waits for queued messages (acknowledgements above all) to reach the
-/// peer before the connection is torn down.
-const CLOSE_FLUSH: Duration = Duration::from_secs(2);
+/// How long closing waits, on a working path, for queued messages (acknowledgements above
+/// all) to be acknowledged by the peer's SCTP before the connection is torn down. SCTP
+/// retransmits after at least 1 s, doubling: 10 s covers three losses of the same packet,
+/// which a lossy link (10%) needs now and then; 2 s was too short there.
+const CLOSE_FLUSH: Duration = Duration::from_secs(10);
+/// How long closing waits for the reader to hand over the last messages.
+const CLOSE_READER: Duration = Duration::from_secs(2);
 
 /// What the rest of the client asks of a peer connection.
 #[derive(Debug, Clone, PartialEq)]
@@ -83,6 +91,10 @@ pub enum PeerCommand {
     Signal(Signal),
     /// A ready-encoded message for the chat channel.
     Send(Arc<str>),
+    /// Send our audio to this peer: add the track and renegotiate.
+    AddAudio,
+    /// Stop sending our audio: remove the track and renegotiate. The chat channel stays.
+    RemoveAudio,
     /// Flush what is queued, then close.
     Close,
 }
@@ -100,6 +112,10 @@ pub enum PeerEvent {
     Open,
     /// A text message on the chat channel.
     Message(String),
+    /// Our audio track is negotiated and packets go out (true), or it was removed (false).
+    SendingAudio(bool),
+    /// The peer's audio packets started (true) or stopped for a second (false).
+    ReceivingAudio(bool),
     /// The connection is over and nothing more will come from it. Sent exactly once, as
     /// the last event, after every message the channel delivered.
     Closed,
@@ -193,6 +209,7 @@ pub fn spawn(
     remote: PeerId,
     offer: bool,
     net: Arc<NetOptions>,
+    media: Media,
     events: mpsc::Sender<(PeerId, PeerEvent)>,
 ) -> PeerHandle {
     let (commands, inbox) = mpsc::unbounded_channel();
@@ -200,7 +217,7 @@ pub fn spawn(
     let span = tracing::debug_span!("peer", peer = %remote);
     let task = tokio::spawn(tracing::Instrument::instrument(
         async move {
-            if let Err(e) = run(offer, &net, inbox, &out).await {
+            if let Err(e) = run(offer, &net, &media, inbox, &out).await {
                 warn!("peer connection failed: {e}");
                 out.emit(PeerEvent::Failed(e)).await;
             }
@@ -229,6 +246,7 @@ enum Callback {
     Candidate(RTCIceCandidateInit),
     State(RTCPeerConnectionState),
     DataChannel(Arc<dyn DataChannel>),
+    Track(Arc<dyn TrackRemote>),
 }
 
 struct Handler(mpsc::UnboundedSender<Callback>);
@@ -251,6 +269,10 @@ impl PeerConnectionEventHandler for Handler {
     async fn on_data_channel(&self, channel: Arc<dyn DataChannel>) {
         let _ = self.0.send(Callback::DataChannel(channel));
     }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let _ = self.0.send(Callback::Track(track));
+    }
 }
 
 /// How a connection's run ended.
@@ -269,21 +291,31 @@ struct Recovery {
     connected_once: bool,
     /// When the path broke, while it is broken.
     broken_since: Option<Instant>,
+    /// The user wants our audio on this peer's connection.
+    audio: bool,
 }
 
 async fn run(
     offer: bool,
     net: &NetOptions,
+    media: &Media,
     mut inbox: mpsc::UnboundedReceiver<PeerCommand>,
     out: &Outbox,
 ) -> Result<(), String> {
     let mut recovery = Recovery::default();
     let mut first_signal = None;
     loop {
-        let (callbacks_tx, callbacks) = mpsc::unbounded_channel();
+        let (callbacks_tx, mut callbacks) = mpsc::unbounded_channel();
         let pc: Arc<dyn PeerConnection> = Arc::new(build(net, Handler(callbacks_tx)).await?);
         let mut session = Session {
             pc,
+            media: media.clone(),
+            polite: !offer,
+            making_offer: false,
+            needs_negotiation: false,
+            outgoing: None,
+            announced_sending: false,
+            remote_tracks: Vec::new(),
             channel: None,
             reader: None,
             pending: Vec::new(),
@@ -291,11 +323,12 @@ async fn run(
             relayed: false,
             nudge_at: None,
             remote_session: None,
+            link: LinkState::New,
         };
         // Whatever happens, the connection is closed: a dropped one keeps its driver running.
         let result =
-            session.drive(offer, &mut inbox, callbacks, out, first_signal.take(), &mut recovery).await;
-        session.close().await;
+            session.drive(offer, &mut inbox, &mut callbacks, out, first_signal.take(), &mut recovery).await;
+        session.close(&mut callbacks).await;
         match result? {
             Ended::Closed => return Ok(()),
             Ended::Replace(signal) => {
@@ -316,6 +349,7 @@ async fn build(net: &NetOptions, handler: Handler) -> Result<impl PeerConnection
             credential: s.credential.clone(),
         })
         .collect();
+    let (media_engine, interceptors) = media::media_engine()?;
     let policy = if net.relay_only { RTCIceTransportPolicy::Relay } else { RTCIceTransportPolicy::All };
     let config = RTCConfigurationBuilder::new()
         .with_ice_servers(ice_servers)
@@ -334,6 +368,8 @@ async fn build(net: &NetOptions, handler: Handler) -> Result<impl PeerConnection
     PeerConnectionBuilder::new()
         .with_configuration(config)
         .with_setting_engine(settings)
+        .with_media_engine(media_engine)
+        .with_interceptor_registry(interceptors)
         .with_handler(Arc::new(handler))
         .with_udp_addrs(net.bind.iter().map(ToString::to_string).collect())
         .with_data_channel_send_buffer_limit(SEND_BUFFER_LIMIT)
@@ -344,6 +380,20 @@ async fn build(net: &NetOptions, handler: Handler) -> Result<impl PeerConnection
 
 struct Session {
     pc: Arc<dyn PeerConnection>,
+    media: Media,
+    /// Either side may offer again (to add or remove audio). When both do at once, the
+    /// polite one (the first answerer) rolls its offer back and answers the other.
+    polite: bool,
+    /// Our offer awaits its answer.
+    making_offer: bool,
+    /// Something changed (a track) that needs an offer once the current exchange is done.
+    needs_negotiation: bool,
+    /// Our audio track, while the user wants it.
+    outgoing: Option<media::Outgoing>,
+    /// `SendingAudio(true)` was reported for the current track.
+    announced_sending: bool,
+    /// Tasks reading the peer's audio tracks.
+    remote_tracks: Vec<tokio::task::JoinHandle<()>>,
     channel: Option<Arc<dyn DataChannel>>,
     /// The task draining the chat channel; it ends when the channel closes.
     reader: Option<tokio::task::JoinHandle<()>>,
@@ -357,6 +407,8 @@ struct Session {
     /// The session id (`o=` line) of the peer's descriptions. An offer with another one
     /// comes from a new connection on the peer's side, which replaces this one.
     remote_session: Option<String>,
+    /// The connection's last reported state: closing waits for the peer only on a working path.
+    link: LinkState,
 }
 
 impl Session {
@@ -370,7 +422,7 @@ impl Session {
         &mut self,
         offer: bool,
         inbox: &mut mpsc::UnboundedReceiver<PeerCommand>,
-        mut callbacks: mpsc::UnboundedReceiver<Callback>,
+        callbacks: &mut mpsc::UnboundedReceiver<Callback>,
         out: &Outbox,
         first_signal: Option<Signal>,
         recovery: &mut Recovery,
@@ -378,6 +430,11 @@ impl Session {
         let started = Instant::now();
         let mut ice_restarts = 0;
         let mut restart_at: Option<tokio::time::Instant> = None;
+        if recovery.audio {
+            // In the first offer when we make it; otherwise offered once that exchange is done.
+            self.outgoing = Some(media::Outgoing::add(self.pc.as_ref(), &self.media).await?);
+            self.needs_negotiation = !offer;
+        }
         if let Some(signal) = first_signal {
             self.apply(signal, out).await?;
         }
@@ -388,13 +445,7 @@ impl Session {
                 .await
                 .map_err(|e| format!("could not create the chat channel: {e}"))?;
             self.adopt(channel, out);
-            let offer =
-                self.pc.create_offer(None).await.map_err(|e| format!("could not create an offer: {e}"))?;
-            self.pc
-                .set_local_description(offer)
-                .await
-                .map_err(|e| format!("could not apply our offer: {e}"))?;
-            self.send_local_description(out).await?;
+            self.offer(None, out).await?;
         }
         loop {
             let give_up_at =
@@ -408,6 +459,23 @@ impl Session {
                         self.apply(signal, out).await?;
                     }
                     Some(PeerCommand::Send(payload)) => self.send(&payload).await,
+                    Some(PeerCommand::AddAudio) => {
+                        recovery.audio = true;
+                        if self.outgoing.is_none() {
+                            self.outgoing = Some(media::Outgoing::add(self.pc.as_ref(), &self.media).await?);
+                            self.negotiate(out).await?;
+                        }
+                    }
+                    Some(PeerCommand::RemoveAudio) => {
+                        recovery.audio = false;
+                        if let Some(track) = self.outgoing.take() {
+                            track.remove(self.pc.as_ref()).await;
+                            if std::mem::take(&mut self.announced_sending) {
+                                out.emit(PeerEvent::SendingAudio(false)).await;
+                            }
+                            self.negotiate(out).await?;
+                        }
+                    }
                     Some(PeerCommand::Close) | None => return Ok(Ended::Closed),
                 },
                 () = sleep_until(restart_at) => {
@@ -416,13 +484,20 @@ impl Session {
                     }
                     ice_restarts += 1;
                     debug!(attempt = ice_restarts, "restarting ICE");
-                    self.restart_ice(out).await?;
+                    if !self.making_offer {
+                        self.offer(Some(RTCOfferOptions { ice_restart: true }), out).await?;
+                    }
                     restart_at = Some(tokio::time::Instant::now() + RESTART_EVERY);
                 }
                 () = sleep_until(self.nudge_at) => {
                     self.nudge_at = None;
                     if let Some(channel) = &self.channel {
                         nudge(channel.as_ref()).await;
+                    }
+                }
+                Some(frame) = next_frame(&mut self.outgoing) => {
+                    if let Some(track) = &mut self.outgoing {
+                        track.write(frame).await;
                     }
                 }
                 () = sleep_until(give_up_at) => {
@@ -438,6 +513,7 @@ impl Session {
                     Callback::State(state) => {
                         debug!(elapsed_ms = started.elapsed().as_millis(), "connection {state}");
                         let state = link_state(state);
+                        self.link = state;
                         out.emit(PeerEvent::State(state)).await;
                         match state {
                             LinkState::Connected => {
@@ -449,6 +525,7 @@ impl Session {
                                     self.relayed = path.kind() == "relay";
                                     out.emit(PeerEvent::Path(path)).await;
                                 }
+                                self.announce_sending(out).await;
                             }
                             LinkState::Disconnected | LinkState::Failed if recovery.connected_once => {
                                 recovery.broken_since.get_or_insert_with(Instant::now);
@@ -463,8 +540,12 @@ impl Session {
                         }
                     }
                     Callback::DataChannel(channel) => self.adopt_remote(channel, out).await,
+                    Callback::Track(track) => {
+                        let reader = media::read_remote(track, out.remote.clone(), self.media.clone(), out.clone());
+                        self.remote_tracks.push(tokio::spawn(reader));
+                    }
                 },
-                () = self.reader_done(), if recovery.broken_since.is_none() => return Ok(Ended::Closed),
+                () = reader_done(&mut self.reader), if recovery.broken_since.is_none() => return Ok(Ended::Closed),
             }
         }
     }
@@ -477,20 +558,38 @@ impl Session {
             && self.remote_session.as_deref() != session_id(&desc.sdp)
     }
 
-    /// Offers new ICE credentials over the same connection: the DTLS and SCTP state, and
-    /// whatever SCTP still has to deliver, carry on over the new path.
-    async fn restart_ice(&self, out: &Outbox) -> Result<(), String> {
-        let options = RTCOfferOptions { ice_restart: true };
-        let offer = self
-            .pc
-            .create_offer(Some(options))
-            .await
-            .map_err(|e| format!("could not create an ICE restart offer: {e}"))?;
-        self.pc
-            .set_local_description(offer)
-            .await
-            .map_err(|e| format!("could not apply our ICE restart offer: {e}"))?;
+    /// Makes an offer and sends it. With `ice_restart`, it offers new ICE credentials over
+    /// the same connection: the DTLS and SCTP state, and whatever SCTP still has to
+    /// deliver, carry on over the new path.
+    async fn offer(&mut self, options: Option<RTCOfferOptions>, out: &Outbox) -> Result<(), String> {
+        let offer =
+            self.pc.create_offer(options).await.map_err(|e| format!("could not create an offer: {e}"))?;
+        self.pc.set_local_description(offer).await.map_err(|e| format!("could not apply our offer: {e}"))?;
+        self.making_offer = true;
+        self.needs_negotiation = false;
         self.send_local_description(out).await
+    }
+
+    /// Offers the current tracks now, or once the exchange under way is done.
+    async fn negotiate(&mut self, out: &Outbox) -> Result<(), String> {
+        if self.making_offer || !self.have_remote {
+            self.needs_negotiation = true;
+            return Ok(());
+        }
+        self.offer(None, out).await
+    }
+
+    /// Reports our track as sending once it is negotiated and the connection is up.
+    async fn announce_sending(&mut self, out: &Outbox) {
+        if self.announced_sending || self.link != LinkState::Connected {
+            return;
+        }
+        if let Some(track) = &mut self.outgoing
+            && track.ready().await
+        {
+            self.announced_sending = true;
+            out.emit(PeerEvent::SendingAudio(true)).await;
+        }
     }
 
     /// Takes the chat channel and starts reading it.
@@ -510,21 +609,25 @@ impl Session {
         }
     }
 
-    /// Completes when the chat channel's reader has finished (the channel closed).
-    async fn reader_done(&mut self) {
-        match &mut self.reader {
-            Some(reader) => {
-                let _ = reader.await;
-                self.reader = None;
-            }
-            None => std::future::pending().await,
-        }
-    }
-
     async fn apply(&mut self, signal: Signal, out: &Outbox) -> Result<(), String> {
         match signal {
             Signal::Description(desc) => {
                 let is_offer = desc.kind == SdpKind::Offer;
+                if is_offer && self.making_offer {
+                    if !self.polite {
+                        debug!("both sides offered at once; ours stands");
+                        return Ok(());
+                    }
+                    debug!("both sides offered at once; taking theirs, ours follows");
+                    let rollback = RTCSessionDescription::rollback(None)
+                        .map_err(|e| format!("could not roll back our offer: {e}"))?;
+                    self.pc
+                        .set_local_description(rollback)
+                        .await
+                        .map_err(|e| format!("could not roll back our offer: {e}"))?;
+                    self.making_offer = false;
+                    self.needs_negotiation = true;
+                }
                 self.remote_session = session_id(&desc.sdp).map(str::to_owned);
                 let desc = description_from_wire(desc)?;
                 self.pc
@@ -546,6 +649,12 @@ impl Session {
                         .await
                         .map_err(|e| format!("could not apply our answer: {e}"))?;
                     self.send_local_description(out).await?;
+                } else {
+                    self.making_offer = false;
+                }
+                self.announce_sending(out).await;
+                if self.needs_negotiation {
+                    self.negotiate(out).await?;
                 }
             }
             Signal::Candidate(candidate) => {
@@ -584,13 +693,24 @@ impl Session {
         }
     }
 
-    /// Lets queued messages drain (bounded), closes the channel and the connection, and
-    /// waits for the reader to hand over the last messages.
-    async fn close(mut self) {
+    /// Lets queued messages drain (bounded, and only over a working path), closes the
+    /// channel and the connection, and waits for the reader to hand over the last messages.
+    async fn close(mut self, callbacks: &mut mpsc::UnboundedReceiver<Callback>) {
         if let Some(channel) = &self.channel {
             let deadline = Instant::now() + CLOSE_FLUSH;
-            while Instant::now() < deadline && channel.outstanding_bytes().await.unwrap_or(0) > 0 {
-                tokio::time::sleep(Duration::from_millis(5)).await;
+            while self.link == LinkState::Connected
+                && Instant::now() < deadline
+                && channel.outstanding_bytes().await.unwrap_or(0) > 0
+            {
+                // Watch the state meanwhile: a path that breaks ends the wait.
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(5)) => {}
+                    Some(callback) = callbacks.recv() => {
+                        if let Callback::State(state) = callback {
+                            self.link = link_state(state);
+                        }
+                    }
+                }
             }
             let _ = channel.close().await;
         }
@@ -598,8 +718,30 @@ impl Session {
             debug!("close failed: {e}");
         }
         if let Some(reader) = self.reader.take() {
-            let _ = tokio::time::timeout(CLOSE_FLUSH, reader).await;
+            let _ = tokio::time::timeout(CLOSE_READER, reader).await;
         }
+        for track in self.remote_tracks.drain(..) {
+            track.abort();
+        }
+    }
+}
+
+/// Completes when the chat channel's reader has finished (the channel closed).
+async fn reader_done(reader: &mut Option<tokio::task::JoinHandle<()>>) {
+    match reader {
+        Some(task) => {
+            let _ = task.await;
+            *reader = None;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Our next audio packet, while we send audio.
+async fn next_frame(outgoing: &mut Option<media::Outgoing>) -> Option<crate::audio::OpusFrame> {
+    match outgoing {
+        Some(track) => track.next_frame().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -2,7 +2,6 @@
 //! in [`Frontend::next_input`], so keys, network events and redraws all go through the
 //! session's one `select!`; the screen is redrawn only when something changed.
 
-mod command;
 pub mod input;
 pub mod render;
 mod terminal;
@@ -15,12 +14,12 @@ use std::time::Instant;
 use crossterm::event::{Event as TermEvent, EventStream, MouseEventKind};
 use futures_util::StreamExt;
 
-use self::command::Command;
 use self::input::{Action, Editor};
 use self::terminal::Guard;
 use self::view::{Tone, View};
 use crate::app::Notice;
 use crate::cli::Config;
+use crate::command::{self, Command};
 use crate::exit::Outcome;
 use crate::session::{self, Frontend, UserInput, now_ms};
 
@@ -84,6 +83,9 @@ impl Tui {
         match command {
             Command::Quit => return Some(UserInput::Quit),
             Command::Nick(name) => return Some(UserInput::Rename(name)),
+            Command::Call => return Some(UserInput::Call),
+            Command::Hangup => return Some(UserInput::Hangup),
+            Command::Mute => return Some(UserInput::Mute),
             Command::Help => command::help().into_iter().for_each(|line| self.say(line, Tone::Info)),
             Command::Peers => {
                 let lines: Vec<String> = if self.view.peers.is_empty() {

@@ -9,7 +9,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
 use super::input::{Editor, display_width};
-use super::view::{Delivery, Entry, RelayState, Tone, View};
+use super::view::{CallBar, Delivery, Entry, RelayState, Tone, View};
 use crate::peer::LinkState;
 use crate::sanitize::for_terminal;
 
@@ -217,6 +217,18 @@ fn status_line(view: &View, width: usize) -> Line<'static> {
             _ => String::new(),
         };
         spans.push(Span::styled(format!("{}{state}{path}", for_terminal(&peer.name)), bar.fg(colour)));
+        if let Some(dbfs) = peer.audio {
+            spans.push(Span::styled(format!(" ♪{}", meter(dbfs)), bar.fg(Color::LightCyan)));
+        }
+    }
+    if let Some(call) = view.call {
+        spans.push(sep.clone());
+        let (text, colour) = match (call, view.muted) {
+            (CallBar::Calling, _) => ("call: calling", Color::Yellow),
+            (CallBar::Live, false) => ("call: live", Color::LightGreen),
+            (CallBar::Live, true) => ("call: muted", Color::LightRed),
+        };
+        spans.push(Span::styled(text, bar.fg(colour)));
     }
     if let Some(rtt) = view.rtt_ms {
         spans.push(sep);
@@ -225,6 +237,15 @@ fn status_line(view: &View, width: usize) -> Line<'static> {
     let used: usize = spans.iter().map(|s| s.width()).sum();
     spans.push(Span::styled(" ".repeat(width.saturating_sub(used)), bar));
     Line::from(spans)
+}
+
+/// A level in dBFS as five cells, from -60 dBFS (empty) to 0 (full).
+fn meter(dbfs: f32) -> String {
+    const CELLS: [char; 9] = [' ', '▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let fill = ((dbfs + 60.0) / 60.0).clamp(0.0, 1.0) * 5.0 * 8.0;
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let eighths = fill.round() as usize;
+    (0..5).map(|cell| CELLS[eighths.saturating_sub(cell * 8).min(8)]).collect()
 }
 
 fn draw_input(frame: &mut Frame, area: Rect, editor: &Editor) {
@@ -410,6 +431,37 @@ mod tests {
         let text: Vec<String> =
             lines.iter().map(|l| l.spans.iter().map(|s| s.content.as_ref()).collect()).collect();
         insta::assert_snapshot!(text.join("\n"));
+    }
+
+    #[test]
+    fn status_bar_shows_the_call_and_the_incoming_level() {
+        use crate::app::CallState;
+        let mut lines = Vec::new();
+        let mut v = View::new("demo", "alice");
+        v.apply(&joined_with_bob(), T0);
+        v.apply(&Notice::Connected { peer: pid("p1"), name: "bob".into(), path: None }, T0);
+        v.apply(&Notice::Call(CallState::Calling), T0);
+        lines.push(status_line(&v, 72));
+        v.apply(&Notice::Call(CallState::Live { source: "microphone default".into() }), T0);
+        v.apply(&Notice::PeerAudio { peer: pid("p1"), name: "bob".into(), receiving: true }, T0);
+        v.apply(&Notice::AudioLevel { peer: pid("p1"), dbfs: -21.0 }, T0);
+        lines.push(status_line(&v, 72));
+        v.apply(&Notice::Muted { muted: true }, T0);
+        v.apply(&Notice::AudioLevel { peer: pid("p1"), dbfs: -3.0 }, T0);
+        lines.push(status_line(&v, 72));
+        v.apply(&Notice::Call(CallState::Ended { reason: "hung up".into() }), T0);
+        v.apply(&Notice::PeerAudio { peer: pid("p1"), name: "bob".into(), receiving: false }, T0);
+        lines.push(status_line(&v, 72));
+        let text: Vec<String> =
+            lines.iter().map(|l| l.spans.iter().map(|s| s.content.as_ref()).collect()).collect();
+        insta::assert_snapshot!(text.join("\n"));
+    }
+
+    #[test]
+    fn meter_fills_from_minus_60_dbfs_to_full_scale() {
+        assert_eq!(meter(f32::NEG_INFINITY), "     ");
+        assert_eq!(meter(-30.0), "██▌  ".replace('▌', "▄"));
+        assert_eq!(meter(0.0), "█████");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use peertalk_signal::proto::PeerId;
 
-use crate::app::Notice;
+use crate::app::{CallState, Notice};
 use crate::peer::{LinkState, Path};
 
 /// How many entries the scrollback keeps.
@@ -54,6 +54,15 @@ pub struct PeerView {
     pub name: String,
     pub state: LinkState,
     pub path: Option<Path>,
+    /// While the peer sends us audio: its latest level in dBFS (-inf until one is measured).
+    pub audio: Option<f32>,
+}
+
+/// Our side of the call, as the status bar shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallBar {
+    Calling,
+    Live,
 }
 
 /// Everything on screen.
@@ -71,6 +80,9 @@ pub struct View {
     pub unseen: usize,
     /// The last measured chat round trip, in milliseconds.
     pub rtt_ms: Option<f64>,
+    /// Our call, if we are in one.
+    pub call: Option<CallBar>,
+    pub muted: bool,
 }
 
 impl View {
@@ -86,6 +98,8 @@ impl View {
             scroll: 0,
             unseen: 0,
             rtt_ms: None,
+            call: None,
+            muted: false,
         }
     }
 
@@ -97,7 +111,12 @@ impl View {
             Notice::Joined { room, peers, .. } => {
                 self.relay = if self.hosting { RelayState::Hosting } else { RelayState::Joined };
                 for p in peers {
-                    let view = PeerView { name: p.name.clone(), state: LinkState::Connecting, path: None };
+                    let view = PeerView {
+                        name: p.name.clone(),
+                        state: LinkState::Connecting,
+                        path: None,
+                        audio: None,
+                    };
                     self.peers.insert(p.id.clone(), view);
                 }
                 let here = if peers.is_empty() {
@@ -114,7 +133,7 @@ impl View {
             Notice::PeerJoined { peer, name } => {
                 self.peers.insert(
                     peer.clone(),
-                    PeerView { name: name.clone(), state: LinkState::Connecting, path: None },
+                    PeerView { name: name.clone(), state: LinkState::Connecting, path: None, audio: None },
                 );
                 info(format!("{name} joined"))
             }
@@ -127,6 +146,7 @@ impl View {
                     name: name.clone(),
                     state: LinkState::Connecting,
                     path: None,
+                    audio: None,
                 });
                 view.state = LinkState::Connected;
                 view.path.clone_from(path);
@@ -190,6 +210,42 @@ impl View {
             }
             Notice::InputRejected { reason } => error(format!("not sent: {reason}")),
             Notice::Warning { text } => error(text.clone()),
+            Notice::Call(CallState::Calling) => {
+                self.call = Some(CallBar::Calling);
+                info("calling: your audio goes out once a peer has negotiated it".to_owned())
+            }
+            Notice::Call(CallState::Live { source }) => {
+                self.call = Some(CallBar::Live);
+                info(format!("in the call, sending the {source}; /mute, /hangup"))
+            }
+            Notice::Call(CallState::Ended { reason }) => {
+                self.call = None;
+                info(format!("call ended: {reason}"))
+            }
+            Notice::Muted { muted } => {
+                self.muted = *muted;
+                info(if *muted { "muted".to_owned() } else { "unmuted".to_owned() })
+            }
+            Notice::PeerAudio { peer, name, receiving } => {
+                if let Some(view) = self.peers.get_mut(peer) {
+                    view.audio = receiving.then_some(f32::NEG_INFINITY);
+                }
+                let hint = if self.call.is_none() { "; /call to answer" } else { "" };
+                if *receiving {
+                    info(format!("{name} is sending audio{hint}"))
+                } else {
+                    info(format!("{name} stopped sending audio"))
+                }
+            }
+            // The meter in the status bar shows it.
+            Notice::AudioLevel { peer, dbfs } => {
+                if let Some(view) = self.peers.get_mut(peer)
+                    && view.audio.is_some()
+                {
+                    view.audio = Some(*dbfs);
+                }
+                return;
+            }
         };
         self.push(entry);
     }

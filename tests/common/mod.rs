@@ -182,12 +182,25 @@ impl Client {
     /// Starts a JSON client in `room` as `name` on `relay` (or the default when `None`),
     /// with extra arguments; stdin stays open for [`Client::say`].
     pub fn start(relay: Option<&str>, room: &str, name: &str, extra: &[&str]) -> Self {
+        Self::start_with_env(relay, room, name, extra, &[])
+    }
+
+    /// [`Client::start`], with extra environment variables.
+    pub fn start_with_env(
+        relay: Option<&str>,
+        room: &str,
+        name: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let mut args = vec!["--headless", "--json", "--room", room, "--name", name];
         if let Some(url) = relay {
             args.extend(["--signal", url]);
         }
         args.extend_from_slice(extra);
-        Self::spawn(&args, Stdio::piped())
+        let mut command = Command::new(client_bin());
+        command.envs(env.iter().copied());
+        Self::spawn_command(command, &args, Stdio::piped())
     }
 
     /// Starts the client binary with exactly these arguments.

@@ -14,9 +14,14 @@ use std::sync::Arc;
 
 use peertalk_signal::proto::{ClientMessage, ErrorCode, PeerId, PeerInfo, Signal};
 
+use crate::audio::AudioEvent;
 use crate::envelope::{Envelope, MAX_ENVELOPE_BYTES};
 use crate::exit::Outcome;
 use crate::peer::{LinkState, Path, PeerCommand, PeerEvent};
+
+mod call;
+
+pub use call::{AudioAction, CallState};
 
 /// How many unacknowledged messages may be in flight before input is paused.
 const WINDOW_MESSAGES: usize = 1024;
@@ -79,6 +84,14 @@ pub enum Event {
     InputClosed,
     /// The user wants to be called something else from now on.
     Rename(String),
+    /// `/call`: send our audio to the peers.
+    Call,
+    /// `/hangup`: stop sending it.
+    Hangup,
+    /// `/mute`: toggle sending silence instead.
+    Mute,
+    /// The audio engine reported something.
+    Audio(AudioEvent),
     /// The `--timeout` ran out.
     TimedOut,
 }
@@ -92,6 +105,8 @@ pub enum Effect {
     Dial { peer: PeerId, offer: bool },
     /// Tell a peer connection what to do.
     Peer { id: PeerId, command: PeerCommand },
+    /// Tell the audio engine what to do.
+    Audio(AudioAction),
     /// Tell the user.
     Show(Notice),
     /// Stop, for this reason.
@@ -183,6 +198,22 @@ pub enum Notice {
     HostingRelay {
         url: String,
     },
+    /// Our side of the call changed.
+    Call(CallState),
+    Muted {
+        muted: bool,
+    },
+    /// A peer started or stopped sending us audio.
+    PeerAudio {
+        peer: PeerId,
+        name: String,
+        receiving: bool,
+    },
+    /// How loud a peer's audio was over the last tenth of a second, in dBFS.
+    AudioLevel {
+        peer: PeerId,
+        dbfs: f32,
+    },
 }
 
 /// Settings the app needs from the command line.
@@ -196,6 +227,10 @@ pub struct Settings {
     pub strict: bool,
     /// Every path goes through TURN (`--relay-only`), which a failure message should say.
     pub relay_only: bool,
+    /// Start the call at once (`--audio`).
+    pub call_at_start: bool,
+    /// The call sends a file (`--audio-in`): a script is not done until it has been sent.
+    pub audio_from_file: bool,
 }
 
 #[derive(Debug)]
@@ -217,6 +252,8 @@ struct Peer {
     /// Back in the room while its old connection was closing: dial again (offering if
     /// true) once that one has closed.
     redial: Option<bool>,
+    /// The peer sends us audio.
+    receiving_audio: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -254,6 +291,7 @@ pub struct App {
     input_closed: bool,
     ever_saw_peer: bool,
     exited: bool,
+    call: call::Call,
 }
 
 impl App {
@@ -271,6 +309,7 @@ impl App {
             input_closed: false,
             ever_saw_peer: false,
             exited: false,
+            call: call::Call::default(),
         }
     }
 
@@ -367,6 +406,10 @@ impl App {
                 let outcome = self.timeout_outcome();
                 self.exit(outcome, &mut fx);
             }
+            Event::Call => self.start_call(&mut fx),
+            Event::Hangup => self.hang_up(&mut fx),
+            Event::Mute => self.toggle_mute(&mut fx),
+            Event::Audio(event) => self.on_audio(event, &mut fx),
         }
         self.check_done(&mut fx);
         fx
@@ -379,6 +422,9 @@ impl App {
             peers: peers.clone(),
         }));
         self.me = Some(me);
+        if self.settings.call_at_start && self.call == call::Call::default() {
+            self.start_call(fx);
+        }
         for info in peers {
             self.ever_saw_peer = true;
             self.meet(info, true, fx);
@@ -420,6 +466,7 @@ impl App {
             interrupted: false,
             opened: false,
             redial: None,
+            receiving_audio: false,
         };
         self.peers.insert(id.clone(), peer);
         fx.push(Effect::Dial { peer: id, offer });
@@ -473,8 +520,19 @@ impl App {
                 let path = peer.path.clone();
                 fx.push(Effect::Show(Notice::Connected { peer: id.clone(), name, path }));
                 self.send_held(&id, reopened, fx);
+                if self.call.wanted {
+                    fx.push(Effect::Peer { id, command: PeerCommand::AddAudio });
+                }
             }
             PeerEvent::Message(text) => self.on_envelope(&id, &text, fx),
+            PeerEvent::SendingAudio(sending) => self.on_sending_audio(sending, fx),
+            PeerEvent::ReceivingAudio(receiving) => {
+                if peer.receiving_audio != receiving {
+                    peer.receiving_audio = receiving;
+                    let name = peer.name.clone();
+                    fx.push(Effect::Show(Notice::PeerAudio { peer: id, name, receiving }));
+                }
+            }
             PeerEvent::Failed(reason) => {
                 let name = peer.name.clone();
                 fx.push(Effect::Show(Notice::Link {
@@ -650,7 +708,10 @@ impl App {
     }
 
     fn goal_met(&self) -> bool {
-        self.input_closed && self.outbox.is_empty() && self.received >= self.settings.expect.unwrap_or(0)
+        self.input_closed
+            && self.outbox.is_empty()
+            && self.received >= self.settings.expect.unwrap_or(0)
+            && !(self.settings.audio_from_file && self.call.wanted)
     }
 
     fn check_done(&mut self, fx: &mut Vec<Effect>) {
@@ -724,6 +785,8 @@ mod tests {
             expect,
             strict: true,
             relay_only: false,
+            call_at_start: false,
+            audio_from_file: false,
         })
     }
 

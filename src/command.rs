@@ -1,5 +1,5 @@
-//! Slash commands: one table, so `/help` and the parser can never disagree. Later
-//! features (`/call`, `/mute`, `/send`) add a row here.
+//! Slash commands, typed in the interface or (with `--commands`) piped by a script: one
+//! table, so `/help` and the parser can never disagree.
 
 /// What a command line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -8,6 +8,9 @@ pub enum Command {
     Nick(String),
     Peers,
     Clear,
+    Call,
+    Hangup,
+    Mute,
     Quit,
     /// Not a command we know, or used wrongly: show this sentence and the help.
     Unknown(String),
@@ -38,6 +41,19 @@ const COMMANDS: &[Spec] = &[
         parse: |_| Ok(Command::Peers),
     },
     Spec { name: "clear", args: "", help: "clear the conversation on screen", parse: |_| Ok(Command::Clear) },
+    Spec {
+        name: "call",
+        args: "",
+        help: "send your audio to the peers (the microphone, or --audio-in)",
+        parse: |_| Ok(Command::Call),
+    },
+    Spec { name: "hangup", args: "", help: "stop sending your audio", parse: |_| Ok(Command::Hangup) },
+    Spec {
+        name: "mute",
+        args: "",
+        help: "mute or unmute your audio in a call",
+        parse: |_| Ok(Command::Mute),
+    },
     Spec { name: "quit", args: "", help: "close the connections and leave", parse: |_| Ok(Command::Quit) },
 ];
 
@@ -83,6 +99,9 @@ mod tests {
         assert_eq!(parse("/help"), Some(Command::Help));
         assert_eq!(parse("/nick  bob "), Some(Command::Nick("bob".into())));
         assert_eq!(parse("/quit"), Some(Command::Quit));
+        assert_eq!(parse("/call"), Some(Command::Call));
+        assert_eq!(parse("/hangup"), Some(Command::Hangup));
+        assert_eq!(parse("/mute"), Some(Command::Mute));
         assert!(matches!(parse("/nick"), Some(Command::Unknown(m)) if m.contains("needs a name")));
         assert!(matches!(parse("/dance"), Some(Command::Unknown(m)) if m.contains("/dance")));
     }

@@ -1,0 +1,224 @@
+//! Calls: an Opus audio track beside the chat, sent from a file and recorded to one,
+//! added and removed by renegotiation while messages keep flowing.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{Client, Relay, connected_pair, messages};
+use serde_json::Value;
+
+/// A fresh folder for one test's audio files.
+fn scratch(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("peertalk-audio-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create scratch folder");
+    dir
+}
+
+/// Runs one of opus-tools' programs; the test command installs them.
+fn opus_tool(program: &str, args: &[&Path]) {
+    let out = std::process::Command::new(program).args(["--quiet"]).args(args).output().unwrap_or_else(|e| {
+        panic!("could not run {program} ({e}); it comes with opus-tools, which scripts/test installs")
+    });
+    assert!(out.status.success(), "{program} failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A sine tone as Ogg Opus: written as 48 kHz mono WAV here, encoded by `opusenc`.
+fn tone(dir: &Path, secs: f64, hz: f64) -> PathBuf {
+    const RATE: f64 = 48_000.0;
+    let n = (secs * RATE) as usize;
+    let samples: Vec<i16> = (0..n)
+        .map(|i| ((i as f64 / RATE * hz * std::f64::consts::TAU).sin() * 0.5 * 32767.0) as i16)
+        .collect();
+    let wav = dir.join(format!("tone-{hz}.wav"));
+    std::fs::write(&wav, wav_bytes(&samples, 48_000)).expect("write the tone");
+    let opus = dir.join(format!("tone-{hz}-{secs}s.opus"));
+    opus_tool("opusenc", &[&wav, &opus]);
+    opus
+}
+
+fn wav_bytes(samples: &[i16], rate: u32) -> Vec<u8> {
+    let data_len = u32::try_from(samples.len() * 2).expect("small");
+    let mut out = Vec::with_capacity(44 + samples.len() * 2);
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + data_len).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    out.extend_from_slice(&1u16.to_le_bytes()); // mono
+    out.extend_from_slice(&rate.to_le_bytes());
+    out.extend_from_slice(&(rate * 2).to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&data_len.to_le_bytes());
+    out.extend(samples.iter().flat_map(|s| s.to_le_bytes()));
+    out
+}
+
+/// Decodes an Ogg Opus file with `opusdec` and returns its first channel and sample rate.
+fn decode(opus: &Path) -> (Vec<f32>, u32) {
+    let wav = opus.with_extension("decoded.wav");
+    opus_tool("opusdec", &[opus, &wav]);
+    let bytes = std::fs::read(&wav).expect("read the decoded WAV");
+    let (mut channels, mut rate, mut pos) = (1usize, 48_000u32, 12usize);
+    while pos + 8 <= bytes.len() {
+        let id = &bytes[pos..pos + 4];
+        let len = u32::from_le_bytes(bytes[pos + 4..pos + 8].try_into().expect("4 bytes")) as usize;
+        let body = &bytes[pos + 8..(pos + 8 + len).min(bytes.len())];
+        if id == b"fmt " {
+            channels = usize::from(u16::from_le_bytes([body[2], body[3]]));
+            rate = u32::from_le_bytes(body[4..8].try_into().expect("4 bytes"));
+        } else if id == b"data" {
+            let samples = body
+                .chunks_exact(2 * channels)
+                .map(|frame| f32::from(i16::from_le_bytes([frame[0], frame[1]])) / 32768.0)
+                .collect();
+            return (samples, rate);
+        }
+        pos += 8 + len + (len & 1);
+    }
+    panic!("{} has no data chunk", wav.display());
+}
+
+/// The strongest frequency between 50 Hz and 4 kHz, by a DFT scan of one second from
+/// the middle: 5 Hz steps, then 0.25 Hz steps around the best.
+fn dominant_hz(samples: &[f32], rate: u32) -> f64 {
+    let window = (rate as usize).min(samples.len());
+    let start = (samples.len() - window) / 2;
+    let part = &samples[start..start + window];
+    let power = |hz: f64| {
+        let w = std::f64::consts::TAU * hz / f64::from(rate);
+        let (mut re, mut im) = (0.0, 0.0);
+        for (i, s) in part.iter().enumerate() {
+            let phase = w * i as f64;
+            re += f64::from(*s) * phase.cos();
+            im += f64::from(*s) * phase.sin();
+        }
+        re * re + im * im
+    };
+    let best = |from: f64, to: f64, step: f64| {
+        let steps = ((to - from) / step) as usize;
+        (0..=steps)
+            .map(|k| from + step * k as f64)
+            .max_by(|a, b| power(*a).total_cmp(&power(*b)))
+            .expect("at least one step")
+    };
+    let coarse = best(50.0, 4000.0, 5.0);
+    best(coarse - 5.0, coarse + 5.0, 0.25)
+}
+
+fn call_state(line: &Value, state: &str) -> bool {
+    line["type"] == "call" && line["state"] == state
+}
+
+fn peer_audio(line: &Value, receiving: bool) -> bool {
+    line["type"] == "peer-audio" && line["receiving"] == receiving
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tone_sent_with_audio_in_is_recorded_with_audio_out_at_its_length_and_pitch() {
+    let dir = scratch("tone");
+    let tone = tone(&dir, 3.0, 440.0);
+    let recording = dir.join("recording.opus");
+    let relay = Relay::start().await;
+    let (mut listener, mut speaker) = connected_pair(
+        &relay.url,
+        "concert",
+        ("listener", &["--audio-out", recording.to_str().expect("utf-8 path")]),
+        ("speaker", &["--audio-in", tone.to_str().expect("utf-8 path")]),
+    )
+    .await;
+
+    let live = speaker.expect(|l| call_state(l, "live"), "the call going live").await;
+    assert!(live["source"].as_str().is_some_and(|s| s.contains("tone")), "{live}");
+    listener.expect(|l| peer_audio(l, true), "audio arriving").await;
+    let ended = speaker.expect(|l| call_state(l, "ended"), "the end of the file").await;
+    assert!(ended["reason"].as_str().is_some_and(|r| r.contains("--audio-in")), "{ended}");
+    listener.expect(|l| peer_audio(l, false), "audio stopping").await;
+    listener.close_input();
+    speaker.close_input();
+    let (listener, speaker) = tokio::join!(listener.finish(), speaker.finish());
+    assert_eq!(speaker.code, Some(0), "{}", speaker.stderr);
+    assert_eq!(listener.code, Some(0), "{}", listener.stderr);
+
+    let (samples, rate) = decode(&recording);
+    let secs = samples.len() as f64 / f64::from(rate);
+    assert!((secs - 3.0).abs() <= 0.3, "the recording lasts {secs:.3} s, not 3 s within 10%");
+    let hz = dominant_hz(&samples, rate);
+    eprintln!("recorded {secs:.3} s with its strongest frequency at {hz:.2} Hz");
+    assert!(
+        (hz - 440.0).abs() <= 440.0 * 0.02,
+        "the recording's dominant frequency is {hz:.1} Hz, not 440 Hz within 2%"
+    );
+    std::fs::remove_dir_all(dir).expect("clean up");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn audio_is_added_and_removed_mid_chat_without_losing_a_message() {
+    let dir = scratch("midchat");
+    let tone = tone(&dir, 8.0, 330.0);
+    let tone = tone.to_str().expect("utf-8 path");
+    let relay = Relay::start().await;
+    // alice answered the connection and bob offered it: each adds a track, so both sides
+    // make renegotiation offers.
+    let args = ["--commands", "--audio-in", tone, "--expect", "60"];
+    let (mut alice, mut bob) = connected_pair(&relay.url, "calls", ("alice", &args), ("bob", &args)).await;
+
+    let script = |who: &str| (1..=60).map(|i| format!("{who} {i:02}")).collect::<Vec<_>>();
+    let (from_alice, from_bob) = (script("alice"), script("bob"));
+    for (i, (a, b)) in from_alice.iter().zip(&from_bob).enumerate() {
+        match i {
+            10 => alice.say("/call").await,
+            20 => bob.say("/call").await,
+            40 => alice.say("/hangup").await,
+            50 => bob.say("/hangup").await,
+            _ => {}
+        }
+        alice.say(a).await;
+        bob.say(b).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for (me, other) in [(&mut alice, "bob"), (&mut bob, "alice")] {
+        me.expect(|l| call_state(l, "live"), "our call going live").await;
+        me.expect(|l| call_state(l, "ended") && l["reason"] == "hung up", "our hang-up").await;
+        me.expect(|l| peer_audio(l, true) && l["name"] == other, "the other's audio arriving").await;
+        me.expect(|l| peer_audio(l, false) && l["name"] == other, "the other's audio stopping").await;
+    }
+    alice.close_input();
+    bob.close_input();
+    let (alice, bob) = tokio::join!(alice.finish(), bob.finish());
+    assert_eq!(alice.code, Some(0), "alice: {}", alice.stderr);
+    assert_eq!(bob.code, Some(0), "bob: {}", bob.stderr);
+    assert_eq!(messages(&bob.lines), from_alice, "bob got alice's messages once each, in order");
+    assert_eq!(messages(&alice.lines), from_bob, "alice got bob's messages once each, in order");
+    std::fs::remove_dir_all(dir).expect("clean up");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn audio_without_a_microphone_says_so_and_the_chat_goes_on() {
+    let relay = Relay::start().await;
+    let mut alice = Client::start(Some(&relay.url), "quiet", "alice", &[]);
+    alice.expect_type("joined").await;
+    // An ALSA configuration that defines no device: no microphone, whatever this machine has.
+    let no_devices = std::env::temp_dir().join(format!("peertalk-no-alsa-{}.conf", std::process::id()));
+    std::fs::write(&no_devices, "").expect("write an empty ALSA configuration");
+    let env = [("ALSA_CONFIG_PATH", no_devices.to_str().expect("utf-8 path"))];
+    let mut bob = Client::start_with_env(Some(&relay.url), "quiet", "bob", &["--audio"], &env);
+    alice.connected().await;
+    bob.connected().await;
+    let ended = bob.expect(|l| call_state(l, "ended"), "the call ending").await;
+    let reason = ended["reason"].as_str().unwrap_or_default();
+    assert!(reason.ends_with("the chat goes on without audio"), "{ended}");
+    eprintln!("without a microphone: {reason}");
+    bob.say("still chatting").await;
+    assert_eq!(alice.expect_type("message").await["text"], "still chatting");
+    alice.close_input();
+    bob.close_input();
+    let (alice, bob) = tokio::join!(alice.finish(), bob.finish());
+    assert_eq!(alice.code, Some(0), "alice: {}", alice.stderr);
+    assert_eq!(bob.code, Some(0), "bob: {}", bob.stderr);
+    let _ = std::fs::remove_file(no_devices);
+}
