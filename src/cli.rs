@@ -250,6 +250,7 @@ impl Cli {
             return Err(format!("--audio-out: the folder {} does not exist", dir.display()));
         }
         let call_at_start = self.audio || (self.audio_in.is_some() && !self.commands);
+        let headless = self.headless || self.json || !self.send.is_empty() || self.expect.is_some();
         Ok(Config {
             room: self.room,
             name,
@@ -264,12 +265,16 @@ impl Cli {
             relay_only: self.relay_only,
             bind,
             format: if self.json { OutputFormat::Json } else { OutputFormat::Text },
-            headless: self.headless || self.json || !self.send.is_empty() || self.expect.is_some(),
+            headless,
             send: self.send,
             expect: self.expect,
             timeout,
             log_file: self.log_file,
-            audio: crate::audio::AudioOptions { input: self.audio_in, output: self.audio_out },
+            audio: crate::audio::AudioOptions {
+                input: self.audio_in,
+                output: self.audio_out,
+                play: self.audio || !headless,
+            },
             call_at_start,
             commands: self.commands,
         })

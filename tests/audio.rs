@@ -3,9 +3,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
+use common::audio::{decode, tone};
 use common::{Client, Relay, connected_pair, messages};
 use serde_json::Value;
 
@@ -15,72 +16,6 @@ fn scratch(test: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create scratch folder");
     dir
-}
-
-/// Runs one of opus-tools' programs; the test command installs them.
-fn opus_tool(program: &str, args: &[&Path]) {
-    let out = std::process::Command::new(program).args(["--quiet"]).args(args).output().unwrap_or_else(|e| {
-        panic!("could not run {program} ({e}); it comes with opus-tools, which scripts/test installs")
-    });
-    assert!(out.status.success(), "{program} failed: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-/// A sine tone as Ogg Opus: written as 48 kHz mono WAV here, encoded by `opusenc`.
-fn tone(dir: &Path, secs: f64, hz: f64) -> PathBuf {
-    const RATE: f64 = 48_000.0;
-    let n = (secs * RATE) as usize;
-    let samples: Vec<i16> = (0..n)
-        .map(|i| ((i as f64 / RATE * hz * std::f64::consts::TAU).sin() * 0.5 * 32767.0) as i16)
-        .collect();
-    let wav = dir.join(format!("tone-{hz}.wav"));
-    std::fs::write(&wav, wav_bytes(&samples, 48_000)).expect("write the tone");
-    let opus = dir.join(format!("tone-{hz}-{secs}s.opus"));
-    opus_tool("opusenc", &[&wav, &opus]);
-    opus
-}
-
-fn wav_bytes(samples: &[i16], rate: u32) -> Vec<u8> {
-    let data_len = u32::try_from(samples.len() * 2).expect("small");
-    let mut out = Vec::with_capacity(44 + samples.len() * 2);
-    out.extend_from_slice(b"RIFF");
-    out.extend_from_slice(&(36 + data_len).to_le_bytes());
-    out.extend_from_slice(b"WAVEfmt ");
-    out.extend_from_slice(&16u32.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes()); // PCM
-    out.extend_from_slice(&1u16.to_le_bytes()); // mono
-    out.extend_from_slice(&rate.to_le_bytes());
-    out.extend_from_slice(&(rate * 2).to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&16u16.to_le_bytes());
-    out.extend_from_slice(b"data");
-    out.extend_from_slice(&data_len.to_le_bytes());
-    out.extend(samples.iter().flat_map(|s| s.to_le_bytes()));
-    out
-}
-
-/// Decodes an Ogg Opus file with `opusdec` and returns its first channel and sample rate.
-fn decode(opus: &Path) -> (Vec<f32>, u32) {
-    let wav = opus.with_extension("decoded.wav");
-    opus_tool("opusdec", &[opus, &wav]);
-    let bytes = std::fs::read(&wav).expect("read the decoded WAV");
-    let (mut channels, mut rate, mut pos) = (1usize, 48_000u32, 12usize);
-    while pos + 8 <= bytes.len() {
-        let id = &bytes[pos..pos + 4];
-        let len = u32::from_le_bytes(bytes[pos + 4..pos + 8].try_into().expect("4 bytes")) as usize;
-        let body = &bytes[pos + 8..(pos + 8 + len).min(bytes.len())];
-        if id == b"fmt " {
-            channels = usize::from(u16::from_le_bytes([body[2], body[3]]));
-            rate = u32::from_le_bytes(body[4..8].try_into().expect("4 bytes"));
-        } else if id == b"data" {
-            let samples = body
-                .chunks_exact(2 * channels)
-                .map(|frame| f32::from(i16::from_le_bytes([frame[0], frame[1]])) / 32768.0)
-                .collect();
-            return (samples, rate);
-        }
-        pos += 8 + len + (len & 1);
-    }
-    panic!("{} has no data chunk", wav.display());
 }
 
 /// The strongest frequency between 50 Hz and 4 kHz, by a DFT scan of one second from
@@ -121,7 +56,7 @@ fn peer_audio(line: &Value, receiving: bool) -> bool {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_tone_sent_with_audio_in_is_recorded_with_audio_out_at_its_length_and_pitch() {
     let dir = scratch("tone");
-    let tone = tone(&dir, 3.0, 440.0);
+    let tone = tone(&dir, 3.0, 440.0).expect("a tone");
     let recording = dir.join("recording.opus");
     let relay = Relay::start().await;
     let (mut listener, mut speaker) = connected_pair(
@@ -144,7 +79,7 @@ async fn a_tone_sent_with_audio_in_is_recorded_with_audio_out_at_its_length_and_
     assert_eq!(speaker.code, Some(0), "{}", speaker.stderr);
     assert_eq!(listener.code, Some(0), "{}", listener.stderr);
 
-    let (samples, rate) = decode(&recording);
+    let (samples, rate) = decode(&recording).expect("the recording decodes");
     let secs = samples.len() as f64 / f64::from(rate);
     assert!((secs - 3.0).abs() <= 0.3, "the recording lasts {secs:.3} s, not 3 s within 10%");
     let hz = dominant_hz(&samples, rate);
@@ -159,7 +94,7 @@ async fn a_tone_sent_with_audio_in_is_recorded_with_audio_out_at_its_length_and_
 #[tokio::test(flavor = "multi_thread")]
 async fn audio_is_added_and_removed_mid_chat_without_losing_a_message() {
     let dir = scratch("midchat");
-    let tone = tone(&dir, 8.0, 330.0);
+    let tone = tone(&dir, 8.0, 330.0).expect("a tone");
     let tone = tone.to_str().expect("utf-8 path");
     let relay = Relay::start().await;
     // alice answered the connection and bob offered it: each adds a track, so both sides

@@ -97,7 +97,7 @@ fn link_or_skip(test: &str) -> Option<Link> {
     match Link::create() {
         Ok(link) => Some(link),
         Err(why) => {
-            eprintln!("SKIPPED {test}: network namespaces are not available here ({why})");
+            common::note(&format!("SKIPPED {test}: network namespaces are not available here ({why})"));
             None
         }
     }
@@ -177,7 +177,7 @@ async fn messages_sent_while_the_link_is_down_for_5_s_arrive_once_in_order() {
 async fn messages_cross_a_link_with_10_percent_loss_and_100_ms_delay_once_in_order() {
     let Some(link) = link_or_skip("loss and delay") else { return };
     if let Err(why) = link.impair(10, 100) {
-        eprintln!("SKIPPED loss and delay: {why}");
+        common::note(&format!("SKIPPED loss and delay: {why}"));
         return;
     }
     exchange_across(&link, 100, Duration::from_millis(20), async || {}).await;

@@ -139,21 +139,20 @@ fn open_input(pcm: std_mpsc::SyncSender<Vec<f32>>) -> Result<(cpal::Stream, Stri
 pub struct Voice {
     decoders: HashMap<PeerId, opus::Decoder>,
     speakers: Option<Speakers>,
+    /// The speakers were tried (once: a machine without them says so once).
+    tried_speakers: bool,
 }
 
 impl Voice {
-    /// Plays peers' audio from now on, if there is an output device.
-    pub fn open_speakers(&mut self) {
-        if self.speakers.is_none() {
+    /// Decodes one packet, plays it (with `play`, on speakers opened at the first
+    /// packet), and returns its level.
+    pub fn play(&mut self, packet: &Incoming, play: bool) -> Option<f32> {
+        if play && !std::mem::replace(&mut self.tried_speakers, true) {
             match Speakers::open() {
                 Ok(speakers) => self.speakers = Some(speakers),
                 Err(why) => warn!("{why}"),
             }
         }
-    }
-
-    /// Decodes one packet, plays it if the speakers are open, and returns its level.
-    pub fn play(&mut self, packet: &Incoming) -> Option<f32> {
         let decoder = match self.decoders.entry(packet.from.clone()) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => {

@@ -45,6 +45,9 @@ pub struct AudioOptions {
     pub input: Option<PathBuf>,
     /// `--audio-out`: record what peers send into this Ogg Opus file.
     pub output: Option<PathBuf>,
+    /// Play peers' audio on the speakers (a person is listening: the interface, or
+    /// `--audio`), in a build with `voice`.
+    pub play: bool,
 }
 
 /// What the engine tells the session.
@@ -95,6 +98,8 @@ impl Audio {
         let (incoming, incoming_rx) = mpsc::channel(INCOMING_BACKLOG);
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let engine = Engine {
+            #[cfg(feature = "voice")]
+            play: options.play,
             input: options.input,
             frames: frames.clone(),
             events,
@@ -102,6 +107,7 @@ impl Audio {
             source: None,
             muted: false,
             levels: HashMap::new(),
+            levels_since: None,
             #[cfg(feature = "voice")]
             voice: device::Voice::default(),
         };
@@ -151,6 +157,8 @@ enum Source {
 }
 
 struct Engine {
+    #[cfg(feature = "voice")]
+    play: bool,
     input: Option<PathBuf>,
     frames: broadcast::Sender<OpusFrame>,
     events: mpsc::Sender<AudioEvent>,
@@ -159,6 +167,8 @@ struct Engine {
     muted: bool,
     /// Loudest level per peer since the last report.
     levels: HashMap<PeerId, f32>,
+    /// When the first of those levels was measured.
+    levels_since: Option<Instant>,
     #[cfg(feature = "voice")]
     voice: device::Voice,
 }
@@ -169,12 +179,13 @@ impl Engine {
         mut commands: mpsc::UnboundedReceiver<Command>,
         mut incoming: mpsc::Receiver<Incoming>,
     ) {
-        let mut level_tick = tokio::time::interval(LEVEL_EVERY);
         loop {
             let due = match &self.source {
                 Some(Source::File { due, .. }) => Some(*due),
                 _ => None,
             };
+            // Only while levels wait to be reported: an idle client never wakes for this.
+            let report_at = self.levels_since.map(|t| t + LEVEL_EVERY);
             tokio::select! {
                 command = commands.recv() => match command {
                     Some(Command::Start) => self.start().await,
@@ -191,7 +202,8 @@ impl Engine {
                 () = sleep_until(due) => self.send_file_frame().await,
                 frame = next_captured(&mut self.source) => self.send(frame),
                 Some(packet) = incoming.recv() => self.receive(packet).await,
-                _ = level_tick.tick() => {
+                () = sleep_until(report_at) => {
+                    self.levels_since = None;
                     for (peer, dbfs) in self.levels.drain() {
                         let _ = self.events.send(AudioEvent::Level { peer, dbfs }).await;
                     }
@@ -235,7 +247,6 @@ impl Engine {
         let capture = device::Capture::start()?;
         let name = capture.name.clone();
         self.source = Some(Source::Microphone(capture));
-        self.voice.open_speakers();
         Ok(format!("microphone {name}"))
     }
 
@@ -279,9 +290,10 @@ impl Engine {
             let _ = self.events.send(AudioEvent::Unavailable(format!("{e}; recording stopped"))).await;
         }
         #[cfg(feature = "voice")]
-        if let Some(dbfs) = self.voice.play(&packet) {
+        if let Some(dbfs) = self.voice.play(&packet, self.play) {
             let loudest = self.levels.entry(packet.from).or_insert(f32::NEG_INFINITY);
             *loudest = loudest.max(dbfs);
+            self.levels_since.get_or_insert_with(Instant::now);
         }
     }
 }
@@ -340,7 +352,8 @@ mod tests {
         rec.finish().expect("finish");
 
         let (events_tx, mut events) = mpsc::channel(16);
-        let audio = Audio::spawn(AudioOptions { input: Some(path), output: None }, events_tx).expect("spawn");
+        let options = AudioOptions { input: Some(path), output: None, play: false };
+        let audio = Audio::spawn(options, events_tx).expect("spawn");
         let mut frames = audio.frames().subscribe();
         let begin = Instant::now();
         audio.start();

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod audio;
 pub mod netns;
 pub mod turn;
 
@@ -20,6 +21,18 @@ use tokio::sync::mpsc;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// Says something the test run should show even when the test passes (a skip, a
+/// fallback): on stderr, which cargo hides for passing tests, and in a file that
+/// `scripts/test` prints at the end.
+pub fn note(text: &str) {
+    use std::io::Write as _;
+    eprintln!("{text}");
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("test-notes.txt");
+    if let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        let _ = writeln!(file, "{text}");
+    }
+}
 
 /// How long any single expectation may take.
 pub const WAIT: Duration = Duration::from_secs(20);

@@ -84,9 +84,9 @@ impl Link {
             }
         }
         let Err(why) = netem else { return Ok(()) };
-        eprintln!(
+        super::note(&format!(
             "NOTE: no netem here ({why}); dropping {loss} with nftables instead, without the {delay} delay"
-        );
+        ));
         for ns in [&self.a, &self.b] {
             let dev = self.device(ns);
             let rules = format!(

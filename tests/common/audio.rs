@@ -1,0 +1,74 @@
+//! Audio files for call tests and benchmarks: a sine tone as Ogg Opus (through opus-tools'
+//! `opusenc`), and an Ogg Opus file decoded back to samples (through `opusdec`).
+
+use std::path::{Path, PathBuf};
+
+/// Runs one of opus-tools' programs; the error says how to get them.
+fn opus_tool(program: &str, args: &[&Path]) -> Result<(), String> {
+    let out = std::process::Command::new(program).arg("--quiet").args(args).output().map_err(|e| {
+        format!("could not run {program} ({e}); it comes with opus-tools, which scripts/test installs")
+    })?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("{program} failed: {}", String::from_utf8_lossy(&out.stderr)))
+    }
+}
+
+/// A sine tone of `secs` at `hz` as Ogg Opus in `dir`: written as 48 kHz mono WAV, then
+/// encoded by `opusenc`.
+pub fn tone(dir: &Path, secs: f64, hz: f64) -> Result<PathBuf, String> {
+    const RATE: f64 = 48_000.0;
+    let samples: Vec<i16> = (0..(secs * RATE) as usize)
+        .map(|i| ((i as f64 / RATE * hz * std::f64::consts::TAU).sin() * 0.5 * 32767.0) as i16)
+        .collect();
+    let wav = dir.join(format!("tone-{hz}.wav"));
+    std::fs::write(&wav, wav_bytes(&samples, 48_000)).map_err(|e| format!("write {}: {e}", wav.display()))?;
+    let opus = dir.join(format!("tone-{hz}-{secs}s.opus"));
+    opus_tool("opusenc", &[&wav, &opus])?;
+    Ok(opus)
+}
+
+fn wav_bytes(samples: &[i16], rate: u32) -> Vec<u8> {
+    let data_len = u32::try_from(samples.len() * 2).expect("small");
+    let mut out = Vec::with_capacity(44 + samples.len() * 2);
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + data_len).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    out.extend_from_slice(&1u16.to_le_bytes()); // mono
+    out.extend_from_slice(&rate.to_le_bytes());
+    out.extend_from_slice(&(rate * 2).to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&data_len.to_le_bytes());
+    out.extend(samples.iter().flat_map(|s| s.to_le_bytes()));
+    out
+}
+
+/// Decodes an Ogg Opus file with `opusdec` and returns its first channel and sample rate.
+pub fn decode(opus: &Path) -> Result<(Vec<f32>, u32), String> {
+    let wav = opus.with_extension("decoded.wav");
+    opus_tool("opusdec", &[opus, &wav])?;
+    let bytes = std::fs::read(&wav).map_err(|e| format!("read {}: {e}", wav.display()))?;
+    let (mut channels, mut rate, mut pos) = (1usize, 48_000u32, 12usize);
+    while pos + 8 <= bytes.len() {
+        let id = &bytes[pos..pos + 4];
+        let len = u32::from_le_bytes(bytes[pos + 4..pos + 8].try_into().expect("4 bytes")) as usize;
+        let body = &bytes[pos + 8..(pos + 8 + len).min(bytes.len())];
+        if id == b"fmt " {
+            channels = usize::from(u16::from_le_bytes([body[2], body[3]]));
+            rate = u32::from_le_bytes(body[4..8].try_into().expect("4 bytes"));
+        } else if id == b"data" {
+            let samples = body
+                .chunks_exact(2 * channels)
+                .map(|frame| f32::from(i16::from_le_bytes([frame[0], frame[1]])) / 32768.0)
+                .collect();
+            return Ok((samples, rate));
+        }
+        pos += 8 + len + (len & 1);
+    }
+    Err(format!("{} has no data chunk", wav.display()))
+}
