@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{Relay, connected_pair};
+use common::{Relay, connected_pair, cpu_ticks};
 use peertalk::audio::OpusFrame;
 use peertalk::peer::{self, Media, NetOptions, PeerCommand, PeerEvent};
 use peertalk_signal::proto::PeerId;
@@ -167,13 +167,4 @@ async fn cpu_over(pids: &[u32], span: Duration) -> Vec<f64> {
     tokio::time::sleep(span).await;
     let secs = started.elapsed().as_secs_f64();
     pids.iter().zip(before).map(|(p, b)| (cpu_ticks(*p) - b) as f64 / 100.0 / secs * 100.0).collect()
-}
-
-/// User plus system CPU time of a process, in clock ticks (USER_HZ, 100 a second).
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let field = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
-    field(11) + field(12)
 }

@@ -10,7 +10,7 @@ mod common;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{Client, Relay, connected_pair};
+use common::{Client, Relay, connected_pair, cpu_ticks};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 
@@ -75,16 +75,6 @@ async fn idle_interface(relay: &str) {
     let _ = bob.finish().await;
     let _ = std::fs::remove_file(pid_file);
     let _ = std::fs::remove_file(log);
-}
-
-/// User plus system CPU time of a process, in clock ticks, from /proc (Linux).
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the parenthesised command name: utime and stime are the 12th and 13th.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let field = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
-    field(11) + field(12)
 }
 
 /// Open time and chat round trip with every path through a real coturn on loopback

@@ -93,6 +93,10 @@ async fn classic_connections_meet_the_same_limits() {
     let url = format!("{}/signal?room=small", relay.url);
     let mut alice = RawWs::connect(&url).await;
     let mut bob = RawWs::connect(&url).await;
+    // A finished handshake does not mean the relay has placed the connection in its room
+    // yet; a frame from bob reaching alice means both are in, so carol is the third.
+    bob.send_json(&offer()).await;
+    assert_eq!(alice.recv().await["event"], "offer");
 
     let mut carol = RawWs::connect(&url).await;
     assert_eq!(

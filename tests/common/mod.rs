@@ -34,6 +34,17 @@ pub fn note(text: &str) {
     }
 }
 
+/// User plus system CPU time of a process, in clock ticks (USER_HZ, 100 a second), from
+/// /proc (Linux).
+pub fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name: utime and stime are the 12th and 13th.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    field(11) + field(12)
+}
+
 /// How long any single expectation may take.
 pub const WAIT: Duration = Duration::from_secs(20);
 
