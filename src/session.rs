@@ -20,8 +20,10 @@ use crate::exit::Outcome;
 use crate::peer::{self, NetOptions, PeerEvent, PeerHandle};
 use crate::signaling::{self, JoinError, Joined, Membership, RelayEvent};
 
-/// How long shutting down waits for peer connections to flush and close.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long shutting down waits for peer connections to flush and close: their own
+/// flush bound, and a little for the rest. Cutting it shorter would drop acknowledgements
+/// that a lossy path is still retransmitting.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(peer::CLOSE_FLUSH.as_secs() + 3);
 
 /// What the user did, as the front end reports it.
 #[derive(Debug)]

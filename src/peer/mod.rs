@@ -80,7 +80,7 @@ const ICE_CHECKS_PER_PAIR: u16 = 100;
 /// all) to be acknowledged by the peer's SCTP before the connection is torn down. SCTP
 /// retransmits after at least 1 s, doubling: 10 s covers three losses of the same packet,
 /// which a lossy link (10%) needs now and then; 2 s was too short there.
-const CLOSE_FLUSH: Duration = Duration::from_secs(10);
+pub const CLOSE_FLUSH: Duration = Duration::from_secs(10);
 /// How long closing waits for the reader to hand over the last messages.
 const CLOSE_READER: Duration = Duration::from_secs(2);
 
