@@ -241,7 +241,7 @@ impl Cli {
             return Err(format!("--send {text:?}: an empty message cannot be sent"));
         }
         if let Some(path) = &self.audio_in {
-            crate::audio::ogg_opus::read_frames(path).map_err(|e| format!("--audio-in: {e}"))?;
+            crate::audio::ogg_opus::check(path).map_err(|e| format!("--audio-in: {e}"))?;
         }
         if let Some(dir) = self.audio_out.as_deref().and_then(std::path::Path::parent)
             && !dir.as_os_str().is_empty()

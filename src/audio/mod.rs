@@ -223,11 +223,12 @@ impl Engine {
         }
         let started = match &self.input {
             Some(path) => {
+                let source = format!("file {}", path.display());
                 let path = path.clone();
                 match tokio::task::spawn_blocking(move || ogg_opus::read_frames(&path)).await {
                     Ok(Ok(frames)) => {
                         self.source = Some(Source::File { frames, next: 0, due: Instant::now() });
-                        Ok(format!("file {}", self.input.as_deref().unwrap_or_else(|| "".as_ref()).display()))
+                        Ok(source)
                     }
                     Ok(Err(e)) => Err(e.to_string()),
                     Err(e) => Err(format!("could not read the audio file: {e}")),

@@ -24,6 +24,17 @@ pub enum FileError {
 /// Reads every audio packet of an Ogg Opus file. Small files only: a call's worth of
 /// Opus is a few kilobytes a second.
 pub fn read_frames(path: &Path) -> Result<Vec<OpusFrame>, FileError> {
+    read(path, usize::MAX)
+}
+
+/// Checks that a file is Ogg Opus with audio in it, reading only as far as its first
+/// audio packet.
+pub fn check(path: &Path) -> Result<(), FileError> {
+    read(path, 1).map(drop)
+}
+
+/// The file's audio packets, up to `limit` of them.
+fn read(path: &Path, limit: usize) -> Result<Vec<OpusFrame>, FileError> {
     let file = File::open(path).map_err(|source| FileError::Open { path: path.to_owned(), source })?;
     let not_opus = |why: String| FileError::NotOpus { path: path.to_owned(), why };
     let mut reader = PacketReader::new(BufReader::new(file));
@@ -37,7 +48,9 @@ pub fn read_frames(path: &Path) -> Result<Vec<OpusFrame>, FileError> {
         return Err(not_opus("its second packet is not OpusTags".to_owned()));
     }
     let mut frames = Vec::new();
-    while let Some(packet) = next()? {
+    while frames.len() < limit
+        && let Some(packet) = next()?
+    {
         if packet.stream_serial() != head.stream_serial() {
             continue;
         }
@@ -187,11 +200,13 @@ mod tests {
         let frames = read_frames(&path).expect("reads back");
         assert_eq!(frames.len(), 120);
         assert!(frames.iter().all(|f| f.samples == 960 && f.data.as_ref() == [0xf8, 0xff, 0xfe]));
+        check(&path).expect("a recording passes the check");
         let err = read_frames(&dir.join("missing.opus")).expect_err("missing");
         assert!(err.to_string().contains("could not open"), "{err}");
         std::fs::write(dir.join("text.opus"), b"hello").expect("write");
         let err = read_frames(&dir.join("text.opus")).expect_err("not ogg");
         assert!(err.to_string().contains("is not an Ogg Opus file"), "{err}");
+        assert!(check(&dir.join("text.opus")).is_err(), "the check refuses it too");
         std::fs::remove_dir_all(dir).expect("clean up");
     }
 }

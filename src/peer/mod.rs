@@ -484,9 +484,9 @@ impl Session {
                     }
                     ice_restarts += 1;
                     debug!(attempt = ice_restarts, "restarting ICE");
-                    if !self.making_offer {
-                        self.offer(Some(RTCOfferOptions { ice_restart: true }), out).await?;
-                    }
+                    // Even over an unanswered offer (its answer may have been lost with the
+                    // relay): the new one carries the current tracks too.
+                    self.offer(Some(RTCOfferOptions { ice_restart: true }), out).await?;
                     restart_at = Some(tokio::time::Instant::now() + RESTART_EVERY);
                 }
                 () = sleep_until(self.nudge_at) => {
