@@ -154,7 +154,7 @@ async fn sigterm_closes_the_connection_cleanly_and_exits_130() {
     let relay = Relay::start().await;
     let (mut bob, alice) = connected_pair(&relay.url, "term", ("bob", &[]), ("alice", &[])).await;
     signal(alice.pid(), "TERM");
-    let alice = alice.finish().await;
+    let alice = alice.exited().await;
     assert_eq!(alice.code, Some(130), "{}", alice.stderr);
     assert!(alice.stderr.contains("stopped by SIGTERM"), "{}", alice.stderr);
     assert_eq!(bob.expect_type("peer-left").await["name"], "alice");

@@ -350,6 +350,17 @@ impl Client {
 
     /// As [`Client::finish`], for a client that may take longer than [`WAIT`] to finish.
     pub async fn finish_within(mut self, limit: Duration) -> Finished {
+        self.stdin = None;
+        self.exited_within(limit).await
+    }
+
+    /// Waits for the process to exit with its input still open, so that whatever ends
+    /// it (a signal, a peer) is not raced by the end of its input.
+    pub async fn exited(self) -> Finished {
+        self.exited_within(WAIT).await
+    }
+
+    async fn exited_within(mut self, limit: Duration) -> Finished {
         let (code, raw, stderr) = self.wait_raw_within(limit).await;
         let mut lines = std::mem::take(&mut self.seen);
         lines.extend(raw.iter().map(|l| parse(l)));
@@ -357,11 +368,11 @@ impl Client {
     }
 
     async fn wait_raw(&mut self) -> (Option<i32>, Vec<String>, String) {
+        self.stdin = None;
         self.wait_raw_within(WAIT).await
     }
 
     async fn wait_raw_within(&mut self, limit: Duration) -> (Option<i32>, Vec<String>, String) {
-        self.stdin = None;
         let status = timeout(limit, self.child.wait()).await.expect("client exited in time").expect("wait");
         let mut raw = Vec::new();
         while let Ok(Some(line)) = timeout(Duration::from_secs(5), self.lines.recv()).await {
