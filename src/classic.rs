@@ -6,7 +6,8 @@
 //! is settled by `hello` (see PROTOCOL.md): each client sends one on connecting and once
 //! in reply to every client it has not heard from before, with a random id; of two
 //! clients, the one with the greater id offers. Whichever starts first, each hears the
-//! other's hello, and the rule gives one offerer, so there is never glare.
+//! other's hello, and the rule gives one first offerer, so connecting has no glare. Later
+//! offers (a call's track) go to the same peer, like any signal.
 
 use std::collections::HashSet;
 use std::hash::{BuildHasher, Hasher};

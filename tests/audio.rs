@@ -3,20 +3,10 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use common::audio::{decode, tone};
+use common::audio::{call_state, decode, peer_audio, scratch, tone};
 use common::{Client, Relay, connected_pair, messages};
-use serde_json::Value;
-
-/// A fresh folder for one test's audio files.
-fn scratch(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("peertalk-audio-{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create scratch folder");
-    dir
-}
 
 /// The strongest frequency between 50 Hz and 4 kHz, by a DFT scan of one second from
 /// the middle: 5 Hz steps, then 0.25 Hz steps around the best.
@@ -43,14 +33,6 @@ fn dominant_hz(samples: &[f32], rate: u32) -> f64 {
     };
     let coarse = best(50.0, 4000.0, 5.0);
     best(coarse - 5.0, coarse + 5.0, 0.25)
-}
-
-fn call_state(line: &Value, state: &str) -> bool {
-    line["type"] == "call" && line["state"] == state
-}
-
-fn peer_audio(line: &Value, receiving: bool) -> bool {
-    line["type"] == "peer-audio" && line["receiving"] == receiving
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -6,6 +6,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::audio::{call_state, decode, peer_audio, scratch, tone};
 use common::{Client, RawWs, Relay};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
@@ -73,6 +74,41 @@ async fn a_classic_peer_that_quits_says_bye() {
     bob.finish().await;
     let left = alice.expect_type("peer-left").await;
     assert_eq!(left["name"], "bob");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_through_a_classic_relay_is_negotiated_again_beside_the_chat() {
+    let dir = scratch("classic");
+    let tone = tone(&dir, 2.0, 440.0).expect("a tone");
+    let recording = dir.join("recording.opus");
+    let relay = Relay::start().await;
+    let listen = [&CLASSIC[..], &["--audio-out", recording.to_str().expect("utf-8 path")]].concat();
+    let mut alice = Client::start(Some(&relay.url), "r", "alice", &listen);
+    alice.expect_type("joined").await;
+    let speak = [&CLASSIC[..], &["--audio-in", tone.to_str().expect("utf-8 path")]].concat();
+    let mut bob = Client::start(Some(&relay.url), "r", "bob", &speak);
+    alice.connected().await;
+    bob.connected().await;
+
+    // The track is added after the channel opened: a second offer and answer go through
+    // the classic relay, which must reach the same connection rather than a new one.
+    bob.expect(|l| call_state(l, "live"), "the call going live").await;
+    alice.expect(|l| peer_audio(l, true), "audio arriving").await;
+    alice.say("heard you").await;
+    assert_eq!(bob.expect_type("message").await["text"], "heard you");
+    bob.expect(|l| call_state(l, "ended"), "the end of the file").await;
+    alice.expect(|l| peer_audio(l, false), "audio stopping").await;
+    alice.close_input();
+    bob.close_input();
+    let (alice, bob) = tokio::join!(alice.finish(), bob.finish());
+    assert_eq!(alice.code, Some(0), "alice: {}", alice.stderr);
+    assert_eq!(bob.code, Some(0), "bob: {}", bob.stderr);
+    assert_eq!(alice.lines.iter().filter(|l| l["type"] == "connected").count(), 1, "one connection");
+
+    let (samples, rate) = decode(&recording).expect("the recording decodes");
+    let secs = samples.len() as f64 / f64::from(rate);
+    assert!((secs - 2.0).abs() <= 0.2, "the recording lasts {secs:.3} s, not 2 s within 10%");
+    std::fs::remove_dir_all(dir).expect("clean up");
 }
 
 #[tokio::test]

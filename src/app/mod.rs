@@ -5,9 +5,10 @@
 //! every rule (who offers, what counts as delivered, when a script is done) a plain
 //! function to test.
 //!
-//! Negotiation without glare: the peer that joins later offers to everyone already in
+//! Connecting without glare: the peer that joins later offers to everyone already in
 //! the room; a member answers the offers of newcomers. The relay's welcome and
-//! peer-joined messages tell each side which it is.
+//! peer-joined messages tell each side which it is. Later offers (a call's track, an ICE
+//! restart) may come from either side and cross; the peer module settles those.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

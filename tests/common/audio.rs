@@ -1,7 +1,28 @@
-//! Audio files for call tests and benchmarks: a sine tone as Ogg Opus (through opus-tools'
-//! `opusenc`), and an Ogg Opus file decoded back to samples (through `opusdec`).
+//! Audio for call tests and benchmarks: a sine tone as Ogg Opus (through opus-tools'
+//! `opusenc`), an Ogg Opus file decoded back to samples (through `opusdec`), and the
+//! client's call events.
 
 use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+/// A fresh folder for one test's audio files.
+pub fn scratch(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("peertalk-audio-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create scratch folder");
+    dir
+}
+
+/// Whether `line` reports our call in `state` (`calling`, `live`, `ended`).
+pub fn call_state(line: &Value, state: &str) -> bool {
+    line["type"] == "call" && line["state"] == state
+}
+
+/// Whether `line` reports a peer's audio starting (`true`) or stopping.
+pub fn peer_audio(line: &Value, receiving: bool) -> bool {
+    line["type"] == "peer-audio" && line["receiving"] == receiving
+}
 
 /// Runs one of opus-tools' programs; the error says how to get them.
 fn opus_tool(program: &str, args: &[&Path]) -> Result<(), String> {
