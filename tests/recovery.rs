@@ -182,3 +182,26 @@ async fn messages_cross_a_link_with_10_percent_loss_and_100_ms_delay_once_in_ord
     }
     exchange_across(&link, 100, Duration::from_millis(20), async || {}).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_path_down_past_the_ice_restarts_gets_a_new_connection_and_loses_nothing() {
+    let Some(link) = link_or_skip("new connection after failed ICE restarts") else { return };
+    // Long enough for both ICE restarts to fail (the first after 2 s of a broken path, the
+    // second 4 s later, each given 4 s), so that the whole connection is replaced, while
+    // the relay still carries the new connection's offer.
+    let outage = Duration::from_secs(15);
+    let (alice, bob) = exchange_across(&link, 100, Duration::from_millis(100), async || {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if let Err(why) = link.block_udp() {
+            panic!("could not cut the peers' path: {why}");
+        }
+        tokio::time::sleep(outage).await;
+        link.unblock_udp();
+    })
+    .await;
+    // A new connection opens a new chat channel: each side reports it connected again.
+    for (client, name) in [(&alice, "alice"), (&bob, "bob")] {
+        let connected = client.lines.iter().filter(|l| l["type"] == "connected").count();
+        assert_eq!(connected, 2, "{name} connected once, then once more over the new connection");
+    }
+}

@@ -94,14 +94,36 @@ impl Link {
                  add chain inet impair out {{ type filter hook output priority 0; }}\n\
                  add rule inet impair out oifname \"{dev}\" numgen random mod 100 < {loss_percent} drop\n"
             );
-            let file = std::env::temp_dir().join(format!("{ns}.nft"));
-            std::fs::write(&file, rules).map_err(|e| format!("could not write nftables rules: {e}"))?;
-            let result = run("ip", &["netns", "exec", ns, "nft", "-f", &file.to_string_lossy()]);
-            let _ = std::fs::remove_file(&file);
-            result.map_err(|e| format!("neither netem nor nftables can impair the link: {e}"))?;
+            nft(ns, &rules).map_err(|e| format!("neither netem nor nftables can impair the link: {e}"))?;
         }
         Ok(())
     }
+
+    /// Drops every UDP packet in and out of `a`, which cuts the peers' path (ICE, DTLS,
+    /// SCTP, RTP) while the relay's WebSocket (TCP) keeps working.
+    pub fn block_udp(&self) -> Result<(), String> {
+        nft(
+            &self.a,
+            "add table inet cut\n\
+             add chain inet cut in { type filter hook input priority 0; }\n\
+             add chain inet cut out { type filter hook output priority 0; }\n\
+             add rule inet cut in meta l4proto udp drop\n\
+             add rule inet cut out meta l4proto udp drop\n",
+        )
+    }
+
+    pub fn unblock_udp(&self) {
+        nft(&self.a, "delete table inet cut\n").expect("remove the UDP block");
+    }
+}
+
+/// Applies nftables `rules` inside namespace `ns`.
+fn nft(ns: &str, rules: &str) -> Result<(), String> {
+    let file = std::env::temp_dir().join(format!("{ns}-{}.nft", rules.len()));
+    std::fs::write(&file, rules).map_err(|e| format!("could not write nftables rules: {e}"))?;
+    let result = run("ip", &["netns", "exec", ns, "nft", "-f", &file.to_string_lossy()]);
+    let _ = std::fs::remove_file(&file);
+    result
 }
 
 impl Drop for Link {
