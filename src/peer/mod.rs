@@ -21,7 +21,7 @@ use webrtc::data_channel::{DataChannel, DataChannelEvent, RTCDataChannelInit};
 use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    RTCIceCandidateInit, RTCIceCandidateType, RTCIceServer, RTCPeerConnectionIceEvent,
+    RTCIceCandidateInit, RTCIceCandidateType, RTCIceConnectionState, RTCIceServer, RTCPeerConnectionIceEvent,
     RTCPeerConnectionState, RTCSessionDescription, RTCStatsReportEntry, SettingEngineBuilder, StatsSelector,
 };
 
@@ -66,6 +66,15 @@ const RESTART_AFTER: Duration = Duration::from_secs(2);
 const RESTART_EVERY: Duration = Duration::from_secs(4);
 /// ICE restarts that may fail before the offerer replaces the whole connection.
 const ICE_RESTARTS: u32 = 2;
+
+/// How long the DTLS handshake may take once ICE has a path before the offerer starts the
+/// connection again. rtc-dtls 0.21.1 can stall for good on a lossy path: a server whose
+/// reply flight was lost cancels its retransmit timer when the client's repeated hello
+/// arrives first, and never sends the flight again. A healthy handshake needs one round
+/// trip per flight plus 1 s per lost one, well under this.
+const DTLS_STALL: Duration = Duration::from_secs(5);
+/// New connections made for stalled handshakes before the stall is left to fail.
+const DTLS_STALL_RETRIES: u32 = 3;
 
 /// ICE timing: a path counts as disconnected after 3 s without an answer (default 5 s),
 /// so a broken path is noticed and restored sooner, and as failed 10 s later (default 25 s).
@@ -245,6 +254,8 @@ impl Outbox {
 enum Callback {
     Candidate(RTCIceCandidateInit),
     State(RTCPeerConnectionState),
+    /// ICE found a working path; DTLS runs over it next.
+    IceConnected,
     DataChannel(Arc<dyn DataChannel>),
     Track(Arc<dyn TrackRemote>),
 }
@@ -264,6 +275,12 @@ impl PeerConnectionEventHandler for Handler {
 
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
         let _ = self.0.send(Callback::State(state));
+    }
+
+    async fn on_ice_connection_state_change(&self, state: RTCIceConnectionState) {
+        if state == RTCIceConnectionState::Connected {
+            let _ = self.0.send(Callback::IceConnected);
+        }
     }
 
     async fn on_data_channel(&self, channel: Arc<dyn DataChannel>) {
@@ -293,6 +310,8 @@ struct Recovery {
     broken_since: Option<Instant>,
     /// The user wants our audio on this peer's connection.
     audio: bool,
+    /// Connections replaced because their DTLS handshake stalled (see [`DTLS_STALL`]).
+    dtls_stalls: u32,
 }
 
 async fn run(
@@ -324,6 +343,7 @@ async fn run(
             nudge_at: None,
             remote_session: None,
             link: LinkState::New,
+            dtls_done: false,
         };
         // Whatever happens, the connection is closed: a dropped one keeps its driver running.
         let result =
@@ -409,6 +429,9 @@ struct Session {
     remote_session: Option<String>,
     /// The connection's last reported state: closing waits for the peer only on a working path.
     link: LinkState,
+    /// This connection reached `connected` once, so its DTLS handshake is over; later ICE
+    /// restarts reuse it.
+    dtls_done: bool,
 }
 
 impl Session {
@@ -430,6 +453,7 @@ impl Session {
         let started = Instant::now();
         let mut ice_restarts = 0;
         let mut restart_at: Option<tokio::time::Instant> = None;
+        let mut dtls_stall_at: Option<tokio::time::Instant> = None;
         if recovery.audio {
             // In the first offer when we make it; otherwise offered once that exchange is done.
             self.outgoing = Some(media::Outgoing::add(self.pc.as_ref(), &self.media).await?);
@@ -489,6 +513,18 @@ impl Session {
                     self.offer(Some(RTCOfferOptions { ice_restart: true }), out).await?;
                     restart_at = Some(tokio::time::Instant::now() + RESTART_EVERY);
                 }
+                () = sleep_until(dtls_stall_at) => {
+                    dtls_stall_at = None;
+                    if recovery.dtls_stalls < DTLS_STALL_RETRIES {
+                        recovery.dtls_stalls += 1;
+                        warn!(
+                            attempt = recovery.dtls_stalls,
+                            "the DTLS handshake stalled {} s after ICE found a path; starting the connection again",
+                            DTLS_STALL.as_secs()
+                        );
+                        return Ok(Ended::Replace(None));
+                    }
+                }
                 () = sleep_until(self.nudge_at) => {
                     self.nudge_at = None;
                     if let Some(channel) = &self.channel {
@@ -519,7 +555,10 @@ impl Session {
                             LinkState::Connected => {
                                 recovery.connected_once = true;
                                 recovery.broken_since = None;
+                                recovery.dtls_stalls = 0;
+                                self.dtls_done = true;
                                 restart_at = None;
+                                dtls_stall_at = None;
                                 ice_restarts = 0;
                                 if let Some(path) = selected_path(self.pc.as_ref()).await {
                                     self.relayed = path.kind() == "relay";
@@ -539,6 +578,12 @@ impl Session {
                             _ => {}
                         }
                     }
+                    // Only the offerer starts again: the answerer follows its new offer. A
+                    // connection that was ever connected has its DTLS done for good.
+                    Callback::IceConnected if offer && self.link != LinkState::Connected && !self.dtls_done => {
+                        dtls_stall_at.get_or_insert_with(|| tokio::time::Instant::now() + DTLS_STALL);
+                    }
+                    Callback::IceConnected => {}
                     Callback::DataChannel(channel) => self.adopt_remote(channel, out).await,
                     Callback::Track(track) => {
                         let reader = media::read_remote(track, out.remote.clone(), self.media.clone(), out.clone());

@@ -58,7 +58,7 @@ impl Link {
 
     /// Makes each direction of the link drop `loss_percent` of packets and delay the
     /// rest by `delay_ms`, with `tc netem`. A kernel built without netem gets the loss from
-    /// nftables instead and no delay, which the test output says.
+    /// nftables instead, on UDP only and with no delay, which the test output says.
     pub fn impair(&self, loss_percent: u32, delay_ms: u32) -> Result<(), String> {
         let (loss, delay) = (format!("{loss_percent}%"), format!("{delay_ms}ms"));
         let mut netem = Ok(());
@@ -85,14 +85,18 @@ impl Link {
         }
         let Err(why) = netem else { return Ok(()) };
         super::note(&format!(
-            "NOTE: no netem here ({why}); dropping {loss} with nftables instead, without the {delay} delay"
+            "NOTE: no netem here ({why}); dropping {loss} of UDP with nftables instead, without the {delay} delay"
         ));
+        // Dropped on the way in, so that the sender sees nothing, as on a wire (dropping on
+        // the way out fails the sender's write instead). Only UDP, the peers' own path: the
+        // relay's TCP connection would otherwise, now and then, take longer than the
+        // client's 10 s bound on joining.
         for ns in [&self.a, &self.b] {
             let dev = self.device(ns);
             let rules = format!(
                 "add table inet impair\n\
-                 add chain inet impair out {{ type filter hook output priority 0; }}\n\
-                 add rule inet impair out oifname \"{dev}\" numgen random mod 100 < {loss_percent} drop\n"
+                 add chain inet impair in {{ type filter hook input priority 0; }}\n\
+                 add rule inet impair in iifname \"{dev}\" meta l4proto udp numgen random mod 100 < {loss_percent} drop\n"
             );
             nft(ns, &rules).map_err(|e| format!("neither netem nor nftables can impair the link: {e}"))?;
         }
