@@ -41,7 +41,7 @@ fn is_offer(signal: &Signal) -> bool {
     matches!(signal, Signal::Description(d) if d.kind == SdpKind::Offer)
 }
 
-/// What each side reported, by the name of the side that reported it.
+/// What each side reported, indexed by side: 0 is a (the offerer), 1 is b.
 #[derive(Default)]
 struct Seen {
     open: [bool; 2],

@@ -580,7 +580,7 @@ impl Session {
                     }
                     // Only the offerer starts again: the answerer follows its new offer. A
                     // connection that was ever connected has its DTLS done for good.
-                    Callback::IceConnected if offer && self.link != LinkState::Connected && !self.dtls_done => {
+                    Callback::IceConnected if offer && !self.dtls_done => {
                         dtls_stall_at.get_or_insert_with(|| tokio::time::Instant::now() + DTLS_STALL);
                     }
                     Callback::IceConnected => {}

@@ -121,13 +121,9 @@ impl Link {
     }
 }
 
-/// Applies nftables `rules` inside namespace `ns`.
+/// Applies nftables `rules` (one command per line) inside namespace `ns`.
 fn nft(ns: &str, rules: &str) -> Result<(), String> {
-    let file = std::env::temp_dir().join(format!("{ns}-{}.nft", rules.len()));
-    std::fs::write(&file, rules).map_err(|e| format!("could not write nftables rules: {e}"))?;
-    let result = run("ip", &["netns", "exec", ns, "nft", "-f", &file.to_string_lossy()]);
-    let _ = std::fs::remove_file(&file);
-    result
+    run("ip", &["netns", "exec", ns, "nft", rules])
 }
 
 impl Drop for Link {
