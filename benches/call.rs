@@ -45,8 +45,15 @@ async fn one_way_latency() {
     let receiver_media = Media { frames: idle_frames, incoming: incoming_tx };
     let (a_id, b_id) = (PeerId("a".into()), PeerId("b".into()));
     let (events_tx, mut events) = mpsc::channel(1024);
-    let a = peer::spawn(b_id.clone(), true, net.clone(), sender_media, events_tx.clone());
-    let b = peer::spawn(a_id.clone(), false, net, receiver_media, events_tx);
+    let a = peer::spawn(
+        b_id.clone(),
+        true,
+        peer::CHAT_LABEL.into(),
+        net.clone(),
+        sender_media,
+        events_tx.clone(),
+    );
+    let b = peer::spawn(a_id.clone(), false, peer::CHAT_LABEL.into(), net, receiver_media, events_tx);
 
     let mut open = 0;
     let mut sending = false;
@@ -56,7 +63,7 @@ async fn one_way_latency() {
         let to_handle = if to == b_id { &b } else { &a };
         match event {
             PeerEvent::Signal(signal) => to_handle.command(PeerCommand::Signal(signal)),
-            PeerEvent::Open => {
+            PeerEvent::Open { .. } => {
                 open += 1;
                 if open == 2 {
                     a.command(PeerCommand::AddAudio);

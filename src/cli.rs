@@ -42,6 +42,12 @@ pub struct Cli {
     #[arg(long, value_enum, env = "PEERTALK_SIGNAL_PROTOCOL", default_value_t = SignalProtocol::Peertalk)]
     pub signal_protocol: SignalProtocol,
 
+    /// With --signal-protocol classic: the label of the DataChannel we open when we offer to
+    /// a page that is not peertalk; "dataChannel" is what the Spring examples use. A page's
+    /// own channel is taken whatever its label.
+    #[arg(long, value_name = "LABEL", env = "PEERTALK_CHANNEL_LABEL", default_value = DEFAULT_PAGE_LABEL)]
+    pub channel_label: String,
+
     /// Also trust the CA certificates in this PEM file for wss:// (a relay with a private CA).
     #[arg(long, value_name = "PATH", env = "PEERTALK_CA_FILE")]
     pub ca_file: Option<std::path::PathBuf>,
@@ -187,6 +193,8 @@ pub struct Config {
     pub name: String,
     pub signal: SignalTarget,
     pub signal_protocol: SignalProtocol,
+    /// The label of the plain channel we open to a page.
+    pub channel_label: std::sync::Arc<str>,
     /// Extra CA certificates to trust for wss://, from --ca-file.
     pub extra_roots: Vec<CertificateDer<'static>>,
     pub room_secret: Option<String>,
@@ -249,6 +257,7 @@ impl Cli {
         {
             return Err(format!("--audio-out: the folder {} does not exist", dir.display()));
         }
+        check_channel_label(&self.channel_label)?;
         let call_at_start = self.audio || (self.audio_in.is_some() && !self.commands);
         let headless = self.headless || self.json || !self.send.is_empty() || self.expect.is_some();
         Ok(Config {
@@ -256,6 +265,7 @@ impl Cli {
             name,
             signal,
             signal_protocol: self.signal_protocol,
+            channel_label: self.channel_label.into(),
             extra_roots: match &self.ca_file {
                 Some(path) => load_ca_file(path)?,
                 None => Vec::new(),
@@ -279,6 +289,24 @@ impl Cli {
             commands: self.commands,
         })
     }
+}
+
+/// The label pages in the Spring examples' style give their channel.
+pub const DEFAULT_PAGE_LABEL: &str = "dataChannel";
+
+fn check_channel_label(label: &str) -> Result<(), String> {
+    if label == crate::peer::CHAT_LABEL {
+        return Err(format!(
+            "--channel-label {label:?} is the label peertalk clients use between themselves; pick another for pages"
+        ));
+    }
+    if label.is_empty() || label.len() > 1024 || label.chars().any(char::is_control) {
+        return Err(format!(
+            "--channel-label {:?}: give 1 to 1024 bytes of text without control characters",
+            label.escape_debug().to_string()
+        ));
+    }
+    Ok(())
 }
 
 fn default_name() -> String {

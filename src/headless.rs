@@ -228,10 +228,14 @@ fn describe(notice: &Notice) -> Option<String> {
         }
         Notice::PeerJoined { name: n, .. } => format!("{} joined", name(n)),
         Notice::PeerLeft { name: n, .. } => format!("{} left", name(n)),
-        Notice::Connected { name: n, path, .. } => match path {
-            Some(p) => format!("connected to {} ({} path over {})", name(n), p.kind(), p.protocol),
-            None => format!("connected to {}", name(n)),
-        },
+        Notice::Connected { name: n, path, plain, .. } => {
+            let how = match path {
+                Some(p) => format!(" ({} path over {})", p.kind(), p.protocol),
+                None => String::new(),
+            };
+            let plain = if *plain { crate::app::PLAIN_PEER } else { "" };
+            format!("connected to {}{how}{plain}", name(n))
+        }
         Notice::Link { name: n, state, detail, .. } => match detail {
             Some(d) => format!("connection to {} {state}: {d}", name(n)),
             None => format!("connection to {} {state}", name(n)),
@@ -271,6 +275,7 @@ fn describe(notice: &Notice) -> Option<String> {
         Notice::PeerAudio { name: n, receiving: false, .. } => format!("{} stopped sending audio", name(n)),
         Notice::Message { .. }
         | Notice::Delivered { .. }
+        | Notice::Transmitted { .. }
         | Notice::Sent { .. }
         | Notice::AudioLevel { .. } => {
             return None;
@@ -306,6 +311,12 @@ enum JsonLine<'a> {
         peer: &'a str,
         to: &'a str,
     },
+    /// A peer that sends no acknowledgements has the message in its SCTP stack.
+    Transmitted {
+        id: u64,
+        peer: &'a str,
+        to: &'a str,
+    },
     Joined {
         room: &'a str,
         me: &'a str,
@@ -327,6 +338,8 @@ enum JsonLine<'a> {
         remote: Option<&'a str>,
         protocol: Option<&'a str>,
         rtt_ms: Option<f64>,
+        /// The peer is not peertalk (a page): plain text, no acknowledgements.
+        plain: bool,
     },
     Link {
         peer: &'a str,
@@ -393,12 +406,13 @@ impl<'a> From<&'a Notice> for JsonLine<'a> {
             Notice::Renamed { name } => Self::Renamed { name },
             Notice::Delivered { id, peer, to } => Self::Delivered { id: *id, peer: &peer.0, to },
             Notice::Undelivered { ids, peer, to } => Self::Undelivered { ids, peer: &peer.0, to },
+            Notice::Transmitted { id, peer, to } => Self::Transmitted { id: *id, peer: &peer.0, to },
             Notice::Joined { room, me, peers } => {
                 Self::Joined { room, me: &me.0, peers: peers.iter().map(|p| p.name.as_str()).collect() }
             }
             Notice::PeerJoined { peer, name } => Self::PeerJoined { peer: &peer.0, name },
             Notice::PeerLeft { peer, name } => Self::PeerLeft { peer: &peer.0, name },
-            Notice::Connected { peer, name, path } => Self::Connected {
+            Notice::Connected { peer, name, path, plain } => Self::Connected {
                 peer: &peer.0,
                 name,
                 path: path.as_ref().map(|p| p.kind()),
@@ -406,6 +420,7 @@ impl<'a> From<&'a Notice> for JsonLine<'a> {
                 remote: path.as_ref().map(|p| p.remote.as_str()),
                 protocol: path.as_ref().map(|p| p.protocol.as_str()),
                 rtt_ms: path.as_ref().and_then(|p| p.rtt_ms),
+                plain: *plain,
             },
             Notice::Link { peer, name, state, detail } => {
                 Self::Link { peer: &peer.0, name, state: state.to_string(), detail: detail.as_deref() }

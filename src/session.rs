@@ -105,6 +105,7 @@ pub async fn run(config: Config, ui: &mut impl Frontend) -> Outcome {
         relay_only: config.relay_only,
         bind: config.bind.clone(),
     });
+    let page_label = config.channel_label.clone();
     let (peer_tx, mut peer_rx) = mpsc::channel::<(PeerId, PeerEvent)>(1024);
     let mut links: HashMap<PeerId, PeerHandle> = HashMap::new();
     let mut relay_open = true;
@@ -148,9 +149,10 @@ pub async fn run(config: Config, ui: &mut impl Frontend) -> Outcome {
                 Effect::Relay(message) => {
                     let _ = outgoing.send(message);
                 }
-                Effect::Dial { peer, offer } => {
+                Effect::Dial { peer, offer, page } => {
+                    let label = if page { page_label.clone() } else { peer::CHAT_LABEL.into() };
                     let handle =
-                        peer::spawn(peer.clone(), offer, net.clone(), media.clone(), peer_tx.clone());
+                        peer::spawn(peer.clone(), offer, label, net.clone(), media.clone(), peer_tx.clone());
                     links.insert(peer, handle);
                 }
                 Effect::Peer { id, command } => {
@@ -220,7 +222,7 @@ async fn check_turn_servers(config: &Config) -> Result<Vec<String>, Outcome> {
 
 fn relay_event(event: RelayEvent) -> Event {
     match event {
-        RelayEvent::PeerJoined { peer, offer } => Event::PeerJoined { peer, offer },
+        RelayEvent::PeerJoined { peer, offer, page } => Event::PeerJoined { peer, offer, page },
         RelayEvent::PeerLeft(id) => Event::PeerLeft(id),
         RelayEvent::Signal { from, signal } => Event::RelaySignal { from, signal },
         RelayEvent::Error { code, message } => Event::RelayError { code, message },
@@ -236,7 +238,7 @@ async fn close_all(links: HashMap<PeerId, PeerHandle>) {
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, closing).await;
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
+pub(crate) async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,

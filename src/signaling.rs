@@ -39,10 +39,12 @@ pub enum JoinError {
 /// What arrives from the relay after the welcome.
 #[derive(Debug, PartialEq)]
 pub enum RelayEvent {
-    /// Someone entered the room; `offer` says whether we make the offer to them.
+    /// Someone entered the room; `offer` says whether we make the offer to them, `page`
+    /// whether it is a page rather than peertalk (classic relays only).
     PeerJoined {
         peer: PeerInfo,
         offer: bool,
+        page: bool,
     },
     PeerLeft(PeerId),
     Signal {
@@ -313,7 +315,7 @@ async fn serve(
                 Read::Text(text) => {
                     let event = match ServerMessage::parse(&text) {
                         // The newcomer offers to everyone already in the room.
-                        Ok(ServerMessage::PeerJoined { peer }) => RelayEvent::PeerJoined { peer, offer: false },
+                        Ok(ServerMessage::PeerJoined { peer }) => RelayEvent::PeerJoined { peer, offer: false, page: false },
                         Ok(ServerMessage::PeerLeft { id }) => RelayEvent::PeerLeft(id),
                         Ok(ServerMessage::Signal { from, signal }) => RelayEvent::Signal { from, signal },
                         Ok(ServerMessage::Error { code, message }) => RelayEvent::Error { code, message },

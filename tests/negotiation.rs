@@ -33,7 +33,7 @@ fn side(remote: &str, offer: bool, events: mpsc::Sender<(PeerId, PeerEvent)>) ->
     let (frames, _) = broadcast::channel(64);
     let (incoming_tx, incoming) = mpsc::channel(1024);
     let media = Media { frames: frames.clone(), incoming: incoming_tx };
-    let handle = peer::spawn(PeerId(remote.into()), offer, net, media, events);
+    let handle = peer::spawn(PeerId(remote.into()), offer, peer::CHAT_LABEL.into(), net, media, events);
     Side { handle, frames, _incoming: incoming }
 }
 
@@ -97,7 +97,7 @@ async fn offers_that_cross_are_settled_and_both_tracks_flow_beside_the_chat() {
                             held[to].push_back(signal);
                         }
                         PeerEvent::Signal(signal) => sides[to].handle.command(PeerCommand::Signal(signal)),
-                        PeerEvent::Open => seen.open[from] = true,
+                        PeerEvent::Open { .. } => seen.open[from] = true,
                         PeerEvent::SendingAudio(on) => {
                             seen.sending[from] = on;
                             if on {
@@ -109,6 +109,9 @@ async fn offers_that_cross_are_settled_and_both_tracks_flow_beside_the_chat() {
                         PeerEvent::Message(text) => seen.messages[from].push(text),
                         PeerEvent::Failed(why) => return Err(format!("side {from} failed: {why}")),
                         PeerEvent::Closed => return Err(format!("side {from} closed")),
+                        PeerEvent::PlainText { .. } | PeerEvent::PlainBinary { .. } | PeerEvent::Drained(_) => {
+                            return Err(format!("side {from} took the chat channel for a plain one"));
+                        }
                         PeerEvent::State(_) | PeerEvent::Path(_) => {}
                     }
                 }

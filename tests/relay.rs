@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{RawWs, Relay, connected_pair, http_get, signal};
+use common::{RawWs, Relay, connected_pair, http_get, http_response, signal};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -383,4 +383,33 @@ async fn a_client_that_stops_reading_is_dropped_with_4008_and_its_room_told() {
             other => panic!("expected signals then close 4008, got {other:?}"),
         }
     }
+}
+
+#[tokio::test]
+async fn the_relay_serves_its_web_client_under_a_strict_policy_unless_turned_off() {
+    let relay = Relay::start().await;
+    let (status, head, page) = http_response(&relay.addr, "/?room=demo&name=ann").await;
+    assert_eq!(status, 200);
+    let head = head.to_ascii_lowercase();
+    assert!(head.contains("content-type: text/html"), "{head}");
+    assert!(head.contains("content-security-policy: default-src 'none'; script-src 'self';"), "{head}");
+    assert!(head.contains("x-content-type-options: nosniff"), "{head}");
+    assert!(page.contains(r#"data-testid="message-input""#));
+    for (path, kind) in [("/app.js", "text/javascript"), ("/style.css", "text/css")] {
+        let (status, head, body) = http_response(&relay.addr, path).await;
+        assert_eq!(status, 200, "{path}");
+        assert!(head.to_ascii_lowercase().contains(kind), "{path}: {head}");
+        assert!(
+            !body.contains("http://") && !body.contains("https://"),
+            "{path} fetches nothing from elsewhere"
+        );
+    }
+    // The WebSocket on / is unchanged.
+    let (_ws, welcome) = RawWs::join(&relay.url, "demo", "bob").await;
+    assert_eq!(welcome["type"], "welcome");
+
+    let off = Relay::start_with(&["--listen", "127.0.0.1:0", "--web", "off"]).await;
+    let (status, body) = http_get(&off.addr, "/").await;
+    assert_eq!((status, body.as_str()), (404, "the web client is turned off on this relay (--web off)\n"));
+    RawWs::join(&off.url, "demo", "bob").await;
 }

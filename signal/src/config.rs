@@ -39,6 +39,8 @@ pub struct RelayConfig {
     pub room_secret: Option<String>,
     /// Where the classic broadcast endpoint is served (`/signal`); `None` turns it off.
     pub classic_path: Option<String>,
+    /// Serve the web client at `GET /`.
+    pub web: bool,
     /// Where to serve `/healthz` and `/metrics` instead of the main port (plain HTTP).
     pub metrics_listen: Option<SocketAddr>,
     /// When set, connections speak TLS (`wss://`, `https://` for the endpoints).
@@ -61,6 +63,7 @@ impl Default for RelayConfig {
             allowed_origins: Vec::new(),
             room_secret: None,
             classic_path: Some(DEFAULT_CLASSIC_PATH.to_owned()),
+            web: true,
             metrics_listen: None,
             tls: None,
         }

@@ -100,7 +100,11 @@ pub async fn accept<S>(
         Route::Health | Route::Metrics if shared.config.metrics_listen.is_some() => {
             http::answer(&mut stream, Route::Other(404, "not served on this address\n"), metrics).await;
         }
-        Route::Health | Route::Metrics | Route::Other(..) => {
+        Route::Web(..) if !shared.config.web => {
+            let off = Route::Other(404, "the web client is turned off on this relay (--web off)\n");
+            http::answer(&mut stream, off, metrics).await;
+        }
+        Route::Health | Route::Metrics | Route::Web(..) | Route::Other(..) => {
             http::answer(&mut stream, request, metrics).await
         }
         Route::Upgrade => {

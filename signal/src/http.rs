@@ -1,5 +1,5 @@
-//! The HTTP in front of the WebSocket: one port answers `/healthz` and `/metrics` and
-//! upgrades everything else. The request head is read here; an upgrade is handed to
+//! The HTTP in front of the WebSocket: one port answers `/healthz`, `/metrics` and the web
+//! client's files, and upgrades everything else. The request head is read here; an upgrade is handed to
 //! tungstenite with the bytes already read put back in front of the stream.
 
 use std::io;
@@ -9,6 +9,7 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use crate::metrics::Metrics;
+use crate::web::{self, Asset};
 
 /// The largest request head accepted.
 const MAX_HEAD: usize = 8 * 1024;
@@ -20,6 +21,8 @@ pub enum Route {
     Upgrade,
     Health,
     Metrics,
+    /// A file of the web client, and the request's `Host`.
+    Web(&'static Asset, Option<String>),
     /// Anything else: answered with this status and sentence.
     Other(u16, &'static str),
 }
@@ -41,13 +44,23 @@ pub async fn read_request<S: AsyncRead + Unpin>(stream: &mut S) -> io::Result<(R
                 let upgrade = req.headers.iter().any(|h| {
                     h.name.eq_ignore_ascii_case("upgrade") && h.value.eq_ignore_ascii_case(b"websocket")
                 });
-                let request = match (req.method, req.path, upgrade) {
+                let path = req.path.map(|p| p.split_once('?').map_or(p, |(path, _)| path));
+                let request = match (req.method, path, upgrade) {
                     (_, _, true) => Route::Upgrade,
                     (Some("GET"), Some("/healthz"), false) => Route::Health,
                     (Some("GET"), Some("/metrics"), false) => Route::Metrics,
+                    (Some("GET"), Some(path), false) if web::asset(path).is_some() => {
+                        let host = req
+                            .headers
+                            .iter()
+                            .find(|h| h.name.eq_ignore_ascii_case("host"))
+                            .and_then(|h| std::str::from_utf8(h.value).ok())
+                            .map(str::to_owned);
+                        Route::Web(web::asset(path).expect("checked above"), host)
+                    }
                     _ => Route::Other(
                         404,
-                        "peertalk-signal serves WebSocket at /, and GET /healthz and /metrics\n",
+                        "peertalk-signal serves WebSocket at /, the web client at GET /, and GET /healthz and /metrics\n",
                     ),
                 };
                 return Ok((request, buf));
@@ -63,6 +76,9 @@ pub async fn read_request<S: AsyncRead + Unpin>(stream: &mut S) -> io::Result<(R
 pub async fn answer<S: AsyncWrite + Unpin>(stream: &mut S, route: Route, metrics: &Metrics) {
     match route {
         Route::Health => respond(stream, 200, "text/plain; charset=utf-8", "ok\n").await,
+        Route::Web(asset, host) => {
+            respond_with(stream, 200, asset.content_type, &web::headers(host.as_deref()), asset.body).await;
+        }
         Route::Metrics => {
             let body = metrics.render();
             respond(stream, 200, "application/openmetrics-text; version=1.0.0; charset=utf-8", &body).await;
@@ -86,6 +102,17 @@ pub async fn answer<S: AsyncWrite + Unpin>(stream: &mut S, route: Route, metrics
 
 /// Writes a small plain response and closes the connection.
 pub async fn respond<S: AsyncWrite + Unpin>(stream: &mut S, status: u16, content_type: &str, body: &str) {
+    respond_with(stream, status, content_type, "", body).await;
+}
+
+/// [`respond`], with more header lines (each ending in CRLF).
+async fn respond_with<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    status: u16,
+    content_type: &str,
+    headers: &str,
+    body: &str,
+) {
     let reason = match status {
         200 => "OK",
         400 => "Bad Request",
@@ -94,7 +121,7 @@ pub async fn respond<S: AsyncWrite + Unpin>(stream: &mut S, status: u16, content
         _ => "Error",
     };
     let head = format!(
-        "HTTP/1.1 {status} {reason}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        "HTTP/1.1 {status} {reason}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n{headers}connection: close\r\n\r\n",
         body.len()
     );
     let _ = stream.write_all(head.as_bytes()).await;
@@ -192,6 +219,9 @@ mod tests {
             Route::Upgrade
         );
         assert!(matches!(sort("GET /other HTTP/1.1\r\n\r\n").await, Route::Other(404, _)));
+        assert!(matches!(sort("GET /?room=a&name=b HTTP/1.1\r\nHost: h:1\r\n\r\n").await,
+            Route::Web(asset, Some(host)) if asset.content_type.starts_with("text/html") && host == "h:1"));
+        assert!(matches!(sort("GET /app.js HTTP/1.1\r\n\r\n").await, Route::Web(..)));
         assert!(matches!(sort("\u{0}\u{1}garbage\r\n\r\n").await, Route::Other(400, _)));
     }
 

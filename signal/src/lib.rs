@@ -26,6 +26,8 @@ mod room;
 mod server;
 #[cfg(feature = "server")]
 pub mod tls;
+#[cfg(feature = "server")]
+mod web;
 
 #[cfg(feature = "server")]
 pub use config::RelayConfig;

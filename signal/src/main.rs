@@ -96,6 +96,11 @@ struct Cli {
     #[arg(long, value_name = "PATH", env = "PEERTALK_SIGNAL_CLASSIC_PATH", default_value = "/signal", value_parser = classic_path)]
     classic_path: ClassicPath,
 
+    /// Serve the web client (a chat page for browsers) at GET /: "on" or "off". The
+    /// WebSocket upgrade on / is not affected.
+    #[arg(long, value_enum, env = "PEERTALK_SIGNAL_WEB", default_value_t = Switch::On)]
+    web: Switch,
+
     /// Log format on stderr.
     #[arg(long, env = "PEERTALK_SIGNAL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -111,6 +116,12 @@ enum LogFormat {
     Text,
     /// One JSON object per line, for log collectors.
     Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Switch {
+    On,
+    Off,
 }
 
 #[derive(Debug, Clone)]
@@ -179,6 +190,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         allowed_origins: cli.allowed_origins,
         room_secret: cli.room_secret,
         classic_path: cli.classic_path.0,
+        web: cli.web == Switch::On,
         metrics_listen: cli.metrics_listen,
         tls,
         ..RelayConfig::default()

@@ -123,6 +123,11 @@ async fn serve_endpoints(listener: TcpListener, shared: Arc<Shared>) {
             let read =
                 tokio::time::timeout(shared.config.handshake_timeout, http::read_request(&mut stream)).await;
             if let Ok(Ok((route, _))) = read {
+                // The web client is the public port's, like the WebSocket it talks to.
+                let route = match route {
+                    http::Route::Web(..) => http::Route::Other(404, "not served on this address\n"),
+                    route => route,
+                };
                 http::answer(&mut stream, route, &shared.metrics).await;
             }
         });

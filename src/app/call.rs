@@ -140,7 +140,7 @@ mod tests {
             me: PeerId("p9".into()),
             peers: vec![PeerInfo { id: bob(), name: "bob".into() }],
         });
-        fx.extend(a.update(Event::Peer { id: bob(), event: PeerEvent::Open }));
+        fx.extend(a.update(Event::Peer { id: bob(), event: PeerEvent::Open { plain: false } }));
         fx
     }
 

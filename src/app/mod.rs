@@ -24,6 +24,9 @@ mod call;
 
 pub use call::{AudioAction, CallState};
 
+/// Said of a peer that is not peertalk when its channel opens.
+pub const PLAIN_PEER: &str = "; it is not peertalk: plain text, and it sends no acknowledgements";
+
 /// How many unacknowledged messages may be in flight before input is paused.
 const WINDOW_MESSAGES: usize = 1024;
 /// How many unacknowledged bytes may be in flight before input is paused.
@@ -37,10 +40,14 @@ pub enum Event {
         me: PeerId,
         peers: Vec<PeerInfo>,
     },
-    /// Someone entered the room; `offer` says whether we make the offer to them.
+    /// Someone entered the room; `offer` says whether we make the offer to them. `page`:
+    /// it is not peertalk (a classic page), so we open a plain channel when we offer. An
+    /// offer to a page with `offer` set is a guess that one is there: classic rooms have
+    /// no presence, so that peer is announced only once its channel opens.
     PeerJoined {
         peer: PeerInfo,
         offer: bool,
+        page: bool,
     },
     PeerLeft(PeerId),
     /// Negotiation data from a peer, through the relay.
@@ -103,7 +110,7 @@ pub enum Effect {
     /// Send to the relay.
     Relay(ClientMessage),
     /// Start a connection to a peer; `offer` says whether we make the offer.
-    Dial { peer: PeerId, offer: bool },
+    Dial { peer: PeerId, offer: bool, page: bool },
     /// Tell a peer connection what to do.
     Peer { id: PeerId, command: PeerCommand },
     /// Tell the audio engine what to do.
@@ -130,11 +137,13 @@ pub enum Notice {
         peer: PeerId,
         name: String,
     },
-    /// The chat channel to a peer is open.
+    /// The chat channel to a peer is open. `plain`: the peer is not peertalk, so messages
+    /// go as plain text and are never acknowledged.
     Connected {
         peer: PeerId,
         name: String,
         path: Option<Path>,
+        plain: bool,
     },
     /// The connection to a peer changed state in a way worth saying.
     Link {
@@ -167,6 +176,13 @@ pub enum Notice {
     },
     Undelivered {
         ids: Vec<u64>,
+        peer: PeerId,
+        to: String,
+    },
+    /// Our message `id` reached the SCTP stack of a peer that sends no acknowledgements
+    /// (a page): sent, but not confirmed read.
+    Transmitted {
+        id: u64,
         peer: PeerId,
         to: String,
     },
@@ -255,6 +271,11 @@ struct Peer {
     redial: Option<bool>,
     /// The peer sends us audio.
     receiving_audio: bool,
+    /// The chat channel carries plain text: the peer is not peertalk.
+    plain: bool,
+    /// We offered to a page that may not be there (see [`Event::PeerJoined`]); it is not
+    /// announced until its channel opens.
+    speculative: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -270,6 +291,8 @@ enum Link {
 #[derive(Debug)]
 struct Outgoing {
     payload: Arc<str>,
+    /// The message as plain text, for peers that are not peertalk.
+    text: Arc<str>,
     /// Peers the message was sent to that have not acknowledged it yet.
     awaiting: BTreeSet<PeerId>,
     /// False while no peer was open to send it to.
@@ -335,17 +358,25 @@ impl App {
         }
         match event {
             Event::Welcome { me, peers } => self.on_welcome(me, peers, &mut fx),
-            Event::PeerJoined { peer: info, offer } => {
-                self.ever_saw_peer = true;
-                fx.push(Effect::Show(Notice::PeerJoined { peer: info.id.clone(), name: info.name.clone() }));
-                self.meet(info, offer, &mut fx);
+            Event::PeerJoined { peer: info, offer, page } => {
+                let speculative = page && offer;
+                if !speculative {
+                    self.ever_saw_peer = true;
+                    fx.push(Effect::Show(Notice::PeerJoined {
+                        peer: info.id.clone(),
+                        name: info.name.clone(),
+                    }));
+                }
+                self.meet(info, offer, page, &mut fx);
             }
             // What the peer sent before leaving may still be on its way over the
             // DataChannel; deliveries are settled when that connection reports `Closed`.
             Event::PeerLeft(id) => {
                 if let Some(peer) = self.peers.get_mut(&id) {
                     peer.in_room = false;
-                    fx.push(Effect::Show(Notice::PeerLeft { peer: id.clone(), name: peer.name.clone() }));
+                    if !peer.speculative {
+                        fx.push(Effect::Show(Notice::PeerLeft { peer: id.clone(), name: peer.name.clone() }));
+                    }
                     if peer.link == Link::Gone {
                         self.peers.remove(&id);
                     } else {
@@ -386,7 +417,7 @@ impl App {
                 fx.push(Effect::Show(Notice::RelayBack { me: me.clone(), resumed, peers: peers.clone() }));
                 self.me = Some(me);
                 for info in peers {
-                    self.meet(info, true, &mut fx);
+                    self.meet(info, true, false, &mut fx);
                 }
             }
             Event::Peer { id, event } => self.on_peer(id, event, &mut fx),
@@ -428,19 +459,19 @@ impl App {
         }
         for info in peers {
             self.ever_saw_peer = true;
-            self.meet(info, true, fx);
+            self.meet(info, true, false, fx);
         }
     }
 
     /// A peer is in the room: dial it, unless a connection to it is already there (after
     /// the relay came back, the peers we chat with rejoin one by one).
-    fn meet(&mut self, info: PeerInfo, offer: bool, fx: &mut Vec<Effect>) {
+    fn meet(&mut self, info: PeerInfo, offer: bool, page: bool, fx: &mut Vec<Effect>) {
         if let Some(peer) = self.peers.get_mut(&info.id) {
             peer.name = info.name;
             match (peer.link, peer.in_room) {
                 (Link::Gone, _) => {
                     let name = peer.name.clone();
-                    return self.dial(info.id, name, offer, fx);
+                    return self.dial(info.id, name, offer, page, fx);
                 }
                 (_, true) => return,
                 // Its connection is closing because it had left: dial once that is done.
@@ -451,10 +482,10 @@ impl App {
                 }
             }
         }
-        self.dial(info.id, info.name, offer, fx);
+        self.dial(info.id, info.name, offer, page, fx);
     }
 
-    fn dial(&mut self, id: PeerId, name: String, offer: bool, fx: &mut Vec<Effect>) {
+    fn dial(&mut self, id: PeerId, name: String, offer: bool, page: bool, fx: &mut Vec<Effect>) {
         // Ids below this one were already shown; a resumed peer keeps counting.
         let next_id = self.peers.get(&id).map_or(1, |p| p.next_id);
         let peer = Peer {
@@ -468,9 +499,11 @@ impl App {
             opened: false,
             redial: None,
             receiving_audio: false,
+            plain: page,
+            speculative: page && offer,
         };
         self.peers.insert(id.clone(), peer);
-        fx.push(Effect::Dial { peer: id, offer });
+        fx.push(Effect::Dial { peer: id, offer, page });
     }
 
     fn on_peer(&mut self, id: PeerId, event: PeerEvent, fx: &mut Vec<Effect>) {
@@ -514,18 +547,38 @@ impl App {
                     fx.push(Effect::Peer { id, command: PeerCommand::Close });
                 }
             }
-            PeerEvent::Open => {
+            PeerEvent::Open { plain } => {
                 peer.link = Link::Open;
+                peer.plain = plain;
                 let reopened = std::mem::replace(&mut peer.opened, true);
                 let name = peer.name.clone();
                 let path = peer.path.clone();
-                fx.push(Effect::Show(Notice::Connected { peer: id.clone(), name, path }));
+                if std::mem::take(&mut peer.speculative) {
+                    self.ever_saw_peer = true;
+                    fx.push(Effect::Show(Notice::PeerJoined { peer: id.clone(), name: name.clone() }));
+                }
+                fx.push(Effect::Show(Notice::Connected { peer: id.clone(), name, path, plain }));
                 self.send_held(&id, reopened, fx);
                 if self.call.wanted {
                     fx.push(Effect::Peer { id, command: PeerCommand::AddAudio });
                 }
             }
             PeerEvent::Message(text) => self.on_envelope(&id, &text, fx),
+            PeerEvent::PlainText { text, at_ms } => self.on_plain(&id, text, at_ms, fx),
+            PeerEvent::PlainBinary { len, at_ms } => {
+                self.on_plain(&id, format!("[{len} bytes]"), at_ms, fx);
+            }
+            PeerEvent::Drained(msg_id) => {
+                let Some(out) = self.outbox.get_mut(&msg_id) else { return };
+                if !out.awaiting.remove(&id) {
+                    return;
+                }
+                let to = peer.name.clone();
+                fx.push(Effect::Show(Notice::Transmitted { id: msg_id, peer: id, to }));
+                if out.awaiting.is_empty() {
+                    self.settle(msg_id);
+                }
+            }
             PeerEvent::SendingAudio(sending) => self.on_sending_audio(sending, fx),
             PeerEvent::ReceivingAudio(receiving) => {
                 if peer.receiving_audio != receiving {
@@ -574,7 +627,7 @@ impl App {
         };
         if let Some(offer) = redial {
             // Back in the room: what it did not acknowledge goes on the new connection.
-            self.dial(id.clone(), name, offer, fx);
+            self.dial(id.clone(), name, offer, false, fx);
             return;
         }
         self.forget_deliveries(id, &name, why, fx);
@@ -625,7 +678,19 @@ impl App {
         }
     }
 
+    /// A message from a peer that is not peertalk: shown as it came, with our own count
+    /// for an id, and never acknowledged (it would not understand).
+    fn on_plain(&mut self, id: &PeerId, text: String, at_ms: u64, fx: &mut Vec<Effect>) {
+        let Some(peer) = self.peers.get_mut(id) else { return };
+        let msg_id = peer.next_id;
+        peer.next_id += 1;
+        self.received += 1;
+        let from = peer.name.clone();
+        fx.push(Effect::Show(Notice::Message { peer: id.clone(), from, id: msg_id, ts: at_ms, text }));
+    }
+
     fn on_input(&mut self, text: String, ts: u64, fx: &mut Vec<Effect>) {
+        let plain: Arc<str> = text.as_str().into();
         let envelope = Envelope::Chat { id: self.next_id, from: self.settings.name.clone(), ts, text };
         let payload = envelope.to_json();
         if payload.len() > MAX_ENVELOPE_BYTES {
@@ -643,12 +708,12 @@ impl App {
         let payload: Arc<str> = payload.into();
         let targets: BTreeSet<PeerId> =
             self.peers.iter().filter(|(_, p)| p.link == Link::Open).map(|(id, _)| id.clone()).collect();
-        for target in &targets {
-            fx.push(Effect::Peer { id: target.clone(), command: PeerCommand::Send(payload.clone()) });
+        let out = Outgoing { payload, text: plain, awaiting: BTreeSet::new(), sent: false, delivered: false };
+        self.in_flight_bytes += out.payload.len();
+        self.outbox.insert(id, out);
+        for target in targets {
+            self.send_one(id, target, fx);
         }
-        self.in_flight_bytes += payload.len();
-        let sent = !targets.is_empty();
-        self.outbox.insert(id, Outgoing { payload, awaiting: targets, sent, delivered: false });
         if let Envelope::Chat { text, .. } = envelope {
             fx.push(Effect::Show(Notice::Sent { id, ts, text }));
         }
@@ -658,14 +723,29 @@ impl App {
     /// On a connection that replaced a broken one (`reopened`), first sends again, in
     /// order, what the peer had not acknowledged; it drops what it already has.
     fn send_held(&mut self, id: &PeerId, reopened: bool, fx: &mut Vec<Effect>) {
-        for out in self.outbox.values_mut() {
-            let resend = reopened && out.awaiting.contains(id);
-            if resend || !out.sent {
-                out.sent = true;
-                out.awaiting.insert(id.clone());
-                fx.push(Effect::Peer { id: id.clone(), command: PeerCommand::Send(out.payload.clone()) });
-            }
+        let due: Vec<u64> = self
+            .outbox
+            .iter()
+            .filter(|(_, out)| (reopened && out.awaiting.contains(id)) || !out.sent)
+            .map(|(msg_id, _)| *msg_id)
+            .collect();
+        for msg_id in due {
+            self.send_one(msg_id, id.clone(), fx);
         }
+    }
+
+    /// Sends message `msg_id` to one open peer, as an envelope or, to a peer that is not
+    /// peertalk, as plain text.
+    fn send_one(&mut self, msg_id: u64, to: PeerId, fx: &mut Vec<Effect>) {
+        let (Some(out), Some(peer)) = (self.outbox.get_mut(&msg_id), self.peers.get(&to)) else { return };
+        out.sent = true;
+        let command = if peer.plain {
+            PeerCommand::SendPlain { id: msg_id, text: out.text.clone() }
+        } else {
+            PeerCommand::Send(out.payload.clone())
+        };
+        out.awaiting.insert(to.clone());
+        fx.push(Effect::Peer { id: to, command });
     }
 
     fn forget_deliveries(&mut self, id: &PeerId, name: &str, why: &str, fx: &mut Vec<Effect>) {
@@ -817,7 +897,7 @@ mod tests {
 
     fn connected(a: &mut App, id: &str, name: &str) {
         a.update(Event::Welcome { me: pid("p9"), peers: vec![info(id, name)] });
-        a.update(Event::Peer { id: pid(id), event: PeerEvent::Open });
+        a.update(Event::Peer { id: pid(id), event: PeerEvent::Open { plain: false } });
     }
 
     #[test]
@@ -836,9 +916,9 @@ mod tests {
     fn later_joiner_offers_and_members_answer() {
         let mut a = app(None);
         let fx = a.update(Event::Welcome { me: pid("p2"), peers: vec![info("p1", "bob")] });
-        assert!(fx.contains(&Effect::Dial { peer: pid("p1"), offer: true }));
-        let fx = a.update(Event::PeerJoined { peer: info("p3", "carol"), offer: false });
-        assert!(fx.contains(&Effect::Dial { peer: pid("p3"), offer: false }));
+        assert!(fx.contains(&Effect::Dial { peer: pid("p1"), offer: true, page: false }));
+        let fx = a.update(Event::PeerJoined { peer: info("p3", "carol"), offer: false, page: false });
+        assert!(fx.contains(&Effect::Dial { peer: pid("p3"), offer: false, page: false }));
     }
 
     #[test]
@@ -846,8 +926,8 @@ mod tests {
         let mut a = app(None);
         a.update(Event::Welcome { me: pid("p1"), peers: vec![] });
         assert!(sends(&a.update(Event::Input { text: "early".into(), ts: 1 })).is_empty());
-        a.update(Event::PeerJoined { peer: info("p2", "bob"), offer: false });
-        let fx = a.update(Event::Peer { id: pid("p2"), event: PeerEvent::Open });
+        a.update(Event::PeerJoined { peer: info("p2", "bob"), offer: false, page: false });
+        let fx = a.update(Event::Peer { id: pid("p2"), event: PeerEvent::Open { plain: false } });
         let sent = sends(&fx);
         assert_eq!(sent.len(), 1);
         assert!(sent[0].1.contains("\"text\":\"early\""), "{sent:?}");
@@ -884,6 +964,58 @@ mod tests {
         assert!(fx.contains(&Effect::Show(Notice::Delivered { id: 1, peer: pid("p1"), to: "bob".into() })));
         assert!(exit(&fx).is_none());
         assert_eq!(exit(&a.update(ack(2))), Some(&Outcome::Done));
+    }
+
+    #[test]
+    fn a_page_gets_plain_text_is_never_acknowledged_and_counts_as_sent_once_drained() {
+        let mut a = app(Some(1));
+        a.update(Event::Welcome { me: pid("me"), peers: vec![] });
+        // We offer on the chance that a page waits: nobody is announced yet.
+        let fx = a.update(Event::PeerJoined { peer: info("browser", "browser"), offer: true, page: true });
+        assert_eq!(fx, [Effect::Dial { peer: pid("browser"), offer: true, page: true }]);
+        let fx = a.update(Event::Peer { id: pid("browser"), event: PeerEvent::Open { plain: true } });
+        assert!(
+            fx.iter().any(|e| matches!(e, Effect::Show(Notice::PeerJoined { .. }))),
+            "announced once open"
+        );
+        assert!(fx.iter().any(|e| matches!(e, Effect::Show(Notice::Connected { plain: true, .. }))));
+
+        let fx = a.update(Event::Input { text: "안녕 <b>".into(), ts: 1 });
+        let plain = PeerCommand::SendPlain { id: 1, text: "안녕 <b>".into() };
+        assert!(fx.contains(&Effect::Peer { id: pid("browser"), command: plain }), "no envelope: {fx:?}");
+        let fx = a.update(Event::Peer {
+            id: pid("browser"),
+            event: PeerEvent::PlainText { text: "hi".into(), at_ms: 7 },
+        });
+        assert!(fx.iter().all(|e| !matches!(e, Effect::Peer { .. })), "a page is never acknowledged");
+        assert!(fx.contains(&Effect::Show(Notice::Message {
+            peer: pid("browser"),
+            from: "browser".into(),
+            id: 1,
+            ts: 7,
+            text: "hi".into()
+        })));
+        a.update(Event::InputClosed);
+        let fx = a.update(Event::Peer { id: pid("browser"), event: PeerEvent::Drained(1) });
+        assert!(fx.contains(&Effect::Show(Notice::Transmitted {
+            id: 1,
+            peer: pid("browser"),
+            to: "browser".into()
+        })));
+        assert_eq!(exit(&fx), Some(&Outcome::Done));
+    }
+
+    #[test]
+    fn a_guessed_page_that_never_answered_leaves_without_a_word() {
+        let mut a = app(None);
+        a.update(Event::Welcome { me: pid("me"), peers: vec![] });
+        a.update(Event::PeerJoined { peer: info("browser", "browser"), offer: true, page: true });
+        let fx = a.update(Event::PeerLeft(pid("browser")));
+        assert_eq!(fx, [Effect::Peer { id: pid("browser"), command: PeerCommand::Close }]);
+        assert_eq!(
+            a.timeout_outcome(),
+            Outcome::NoPeer("nobody else joined room \"demo\" before the timeout".into())
+        );
     }
 
     #[test]
@@ -972,9 +1104,9 @@ mod tests {
         a.update(Event::RelayLost { reason: "killed".into() });
         let fx = a.update(Event::RelayRejoined { me: pid("p9"), peers: vec![] });
         assert!(fx.iter().any(|e| matches!(e, Effect::Show(Notice::RelayBack { resumed: true, .. }))));
-        let fx = a.update(Event::PeerJoined { peer: info("p1", "bob"), offer: false });
+        let fx = a.update(Event::PeerJoined { peer: info("p1", "bob"), offer: false, page: false });
         assert_eq!(dials(&fx), 0, "no second connection to a peer already connected: {fx:?}");
-        let fx = a.update(Event::PeerJoined { peer: info("p2", "carol"), offer: false });
+        let fx = a.update(Event::PeerJoined { peer: info("p2", "carol"), offer: false, page: false });
         assert_eq!(dials(&fx), 1, "a newcomer is dialled");
     }
 
@@ -983,9 +1115,12 @@ mod tests {
         let mut a = app(None);
         connected(&mut a, "p1", "bob");
         a.update(Event::PeerLeft(pid("p1")));
-        assert_eq!(dials(&a.update(Event::PeerJoined { peer: info("p1", "bob"), offer: false })), 0);
+        assert_eq!(
+            dials(&a.update(Event::PeerJoined { peer: info("p1", "bob"), offer: false, page: false })),
+            0
+        );
         let fx = a.update(Event::Peer { id: pid("p1"), event: PeerEvent::Closed });
-        assert!(fx.contains(&Effect::Dial { peer: pid("p1"), offer: false }), "{fx:?}");
+        assert!(fx.contains(&Effect::Dial { peer: pid("p1"), offer: false, page: false }), "{fx:?}");
     }
 
     #[test]
@@ -998,7 +1133,7 @@ mod tests {
         a.update(Event::Peer { id: pid("p1"), event: PeerEvent::Message(r#"{"type":"ack","id":1}"#.into()) });
         a.update(Event::Peer { id: pid("p1"), event: PeerEvent::State(LinkState::Disconnected) });
         a.update(Event::Input { text: "four".into(), ts: 2 });
-        let fx = a.update(Event::Peer { id: pid("p1"), event: PeerEvent::Open });
+        let fx = a.update(Event::Peer { id: pid("p1"), event: PeerEvent::Open { plain: false } });
         let texts: Vec<String> = sends(&fx)
             .into_iter()
             .map(|(_, p)| match Envelope::parse(&p) {

@@ -6,6 +6,7 @@
 //! the handler only forwards into a channel. A second task per DataChannel pulls its
 //! events (`poll()` must keep being drained, or the driver backs up).
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -32,8 +33,14 @@ pub mod turn;
 
 pub use media::Media;
 
-/// The chat channel's label; both sides use it and the answerer checks it.
-const CHAT_LABEL: &str = "chat";
+/// The chat channel's label between peertalk clients. A channel with any other label
+/// comes from (or is opened for) a peer that is not peertalk, such as a classic page: it
+/// carries plain text, with no envelope and no acknowledgement.
+pub const CHAT_LABEL: &str = "chat";
+
+/// How often the SCTP send buffer is looked at while plain messages wait to be reported
+/// drained; only while some do.
+const DRAIN_POLL: Duration = Duration::from_millis(5);
 
 /// SCTP receive window. The default (1 MiB) overruns the kernel's default UDP receive
 /// buffer on loopback; packets drop and SCTP waits out 1 s retransmission timers.
@@ -100,6 +107,9 @@ pub enum PeerCommand {
     Signal(Signal),
     /// A ready-encoded message for the chat channel.
     Send(Arc<str>),
+    /// A plain text message for a peer that is not peertalk; reported `Drained(id)` once
+    /// the peer's SCTP stack has acknowledged every byte of it.
+    SendPlain { id: u64, text: Arc<str> },
     /// Send our audio to this peer: add the track and renegotiate.
     AddAudio,
     /// Stop sending our audio: remove the track and renegotiate. The chat channel stays.
@@ -117,10 +127,19 @@ pub enum PeerEvent {
     State(LinkState),
     /// The network path chosen once connected.
     Path(Path),
-    /// The chat channel is open: messages can flow.
-    Open,
-    /// A text message on the chat channel.
+    /// The chat channel is open: messages can flow. `plain` when its label is not
+    /// [`CHAT_LABEL`]: the peer is not peertalk and speaks plain text.
+    Open { plain: bool },
+    /// A text message (an envelope) on the chat channel.
     Message(String),
+    /// A text message on a plain channel, as the peer sent it, and when it arrived (ms
+    /// since the epoch).
+    PlainText { text: String, at_ms: u64 },
+    /// A binary message on a plain channel: only its length is shown.
+    PlainBinary { len: usize, at_ms: u64 },
+    /// Plain message `id` left our SCTP send buffer: the peer's SCTP acknowledged it. That
+    /// is as far as a peer that sends no acknowledgements can be followed.
+    Drained(u64),
     /// Our audio track is negotiated and packets go out (true), or it was removed (false).
     SendingAudio(bool),
     /// The peer's audio packets started (true) or stopped for a second (false).
@@ -212,11 +231,13 @@ impl PeerHandle {
     }
 }
 
-/// Starts the connection to `remote`. If `offer`, we create the chat channel and the offer;
-/// otherwise we wait for the peer's offer.
+/// Starts the connection to `remote`. If `offer`, we create the chat channel, labelled
+/// `label`, and the offer; otherwise we wait for the peer's offer and take its first
+/// channel, whatever its label.
 pub fn spawn(
     remote: PeerId,
     offer: bool,
+    label: Arc<str>,
     net: Arc<NetOptions>,
     media: Media,
     events: mpsc::Sender<(PeerId, PeerEvent)>,
@@ -226,7 +247,7 @@ pub fn spawn(
     let span = tracing::debug_span!("peer", peer = %remote);
     let task = tokio::spawn(tracing::Instrument::instrument(
         async move {
-            if let Err(e) = run(offer, &net, &media, inbox, &out).await {
+            if let Err(e) = run(offer, &label, &net, &media, inbox, &out).await {
                 warn!("peer connection failed: {e}");
                 out.emit(PeerEvent::Failed(e)).await;
             }
@@ -316,6 +337,7 @@ struct Recovery {
 
 async fn run(
     offer: bool,
+    label: &str,
     net: &NetOptions,
     media: &Media,
     mut inbox: mpsc::UnboundedReceiver<PeerCommand>,
@@ -344,10 +366,12 @@ async fn run(
             remote_session: None,
             link: LinkState::New,
             dtls_done: false,
+            drains: Drains::default(),
         };
         // Whatever happens, the connection is closed: a dropped one keeps its driver running.
-        let result =
-            session.drive(offer, &mut inbox, &mut callbacks, out, first_signal.take(), &mut recovery).await;
+        let result = session
+            .drive(offer, label, &mut inbox, &mut callbacks, out, first_signal.take(), &mut recovery)
+            .await;
         session.close(&mut callbacks).await;
         match result? {
             Ended::Closed => return Ok(()),
@@ -432,6 +456,39 @@ struct Session {
     /// This connection reached `connected` once, so its DTLS handshake is over; later ICE
     /// restarts reuse it.
     dtls_done: bool,
+    /// Plain messages not yet reported drained.
+    drains: Drains,
+}
+
+/// Follows plain messages through the SCTP send buffer. Bytes leave it in the order they
+/// were sent, so a message has drained once as many bytes have been released as were
+/// sent up to its end.
+#[derive(Default)]
+struct Drains {
+    /// Bytes handed to the channel so far.
+    sent: u64,
+    /// Message ids, with `sent` just after each.
+    waiting: VecDeque<(u64, u64)>,
+}
+
+impl Drains {
+    fn push(&mut self, id: u64, len: usize) {
+        self.sent += len as u64;
+        self.waiting.push_back((id, self.sent));
+    }
+
+    /// The ids drained, given the bytes the channel still holds.
+    fn released(&mut self, outstanding: usize) -> Vec<u64> {
+        let released = self.sent.saturating_sub(outstanding as u64);
+        let mut done = Vec::new();
+        while let Some(&(id, end)) = self.waiting.front()
+            && end <= released
+        {
+            done.push(id);
+            self.waiting.pop_front();
+        }
+        done
+    }
 }
 
 impl Session {
@@ -441,9 +498,11 @@ impl Session {
     /// When the path of a connection that was up breaks, the offerer restarts ICE through
     /// the relay, then replaces the connection; the answerer follows the offers. Either
     /// gives up after [`RECOVERY_LIMIT`].
+    #[allow(clippy::too_many_arguments)] // the connection's whole context, passed once
     async fn drive(
         &mut self,
         offer: bool,
+        label: &str,
         inbox: &mut mpsc::UnboundedReceiver<PeerCommand>,
         callbacks: &mut mpsc::UnboundedReceiver<Callback>,
         out: &Outbox,
@@ -465,10 +524,10 @@ impl Session {
         if offer {
             let channel = self
                 .pc
-                .create_data_channel(CHAT_LABEL, Some(RTCDataChannelInit::default()))
+                .create_data_channel(label, Some(RTCDataChannelInit::default()))
                 .await
                 .map_err(|e| format!("could not create the chat channel: {e}"))?;
-            self.adopt(channel, out);
+            self.adopt(channel, label, out);
             self.offer(None, out).await?;
         }
         loop {
@@ -483,6 +542,10 @@ impl Session {
                         self.apply(signal, out).await?;
                     }
                     Some(PeerCommand::Send(payload)) => self.send(&payload).await,
+                    Some(PeerCommand::SendPlain { id, text }) => {
+                        self.send(&text).await;
+                        self.drains.push(id, text.len());
+                    }
                     Some(PeerCommand::AddAudio) => {
                         recovery.audio = true;
                         if self.outgoing.is_none() {
@@ -523,6 +586,15 @@ impl Session {
                             DTLS_STALL.as_secs()
                         );
                         return Ok(Ended::Replace(None));
+                    }
+                }
+                () = tokio::time::sleep(DRAIN_POLL), if !self.drains.waiting.is_empty() => {
+                    if let Some(channel) = &self.channel
+                        && let Ok(outstanding) = channel.outstanding_bytes().await
+                    {
+                        for id in self.drains.released(outstanding) {
+                            out.emit(PeerEvent::Drained(id)).await;
+                        }
                     }
                 }
                 () = sleep_until(self.nudge_at) => {
@@ -637,17 +709,19 @@ impl Session {
         }
     }
 
-    /// Takes the chat channel and starts reading it.
-    fn adopt(&mut self, channel: Arc<dyn DataChannel>, out: &Outbox) {
+    /// Takes the chat channel and starts reading it; `label` says what it carries.
+    fn adopt(&mut self, channel: Arc<dyn DataChannel>, label: &str, out: &Outbox) {
         self.channel = Some(channel.clone());
-        self.reader = Some(tokio::spawn(read_channel(channel, out.clone())));
+        self.reader = Some(tokio::spawn(read_channel(channel, label != CHAT_LABEL, out.clone())));
     }
 
-    /// Takes a channel the offerer opened, if it is the chat channel and we have none yet.
+    /// Takes the first channel the offerer opened as the chat channel, whatever its label
+    /// (a page names its own); later ones are closed.
     async fn adopt_remote(&mut self, channel: Arc<dyn DataChannel>, out: &Outbox) {
         let label = channel.label().await.unwrap_or_default();
-        if label == CHAT_LABEL && self.channel.is_none() {
-            self.adopt(channel, out);
+        if self.channel.is_none() {
+            debug!(label = %label.escape_debug(), "the peer opened the chat channel");
+            self.adopt(channel, &label, out);
         } else {
             warn!(label = %label.escape_debug(), "closing an unexpected data channel");
             let _ = channel.close().await;
@@ -790,7 +864,7 @@ async fn next_frame(outgoing: &mut Option<media::Outgoing>) -> Option<crate::aud
     }
 }
 
-async fn read_channel(channel: Arc<dyn DataChannel>, out: Outbox) {
+async fn read_channel(channel: Arc<dyn DataChannel>, plain: bool, out: Outbox) {
     let mut nudge = tokio::time::interval(DRIVER_NUDGE);
     let nudge_until = Instant::now() + DRIVER_NUDGE_LIMIT;
     let mut open = false;
@@ -807,7 +881,15 @@ async fn read_channel(channel: Arc<dyn DataChannel>, out: Outbox) {
             DataChannelEvent::OnOpen => {
                 open = true;
                 debug!("chat channel open");
-                out.emit(PeerEvent::Open).await;
+                out.emit(PeerEvent::Open { plain }).await;
+            }
+            DataChannelEvent::OnMessage(msg) if plain => {
+                let at_ms = crate::session::now_ms();
+                let event = match String::from_utf8(msg.data.to_vec()) {
+                    Ok(text) if msg.is_string => PeerEvent::PlainText { text, at_ms },
+                    _ => PeerEvent::PlainBinary { len: msg.data.len(), at_ms },
+                };
+                out.emit(event).await;
             }
             DataChannelEvent::OnMessage(msg) => match String::from_utf8(msg.data.to_vec()) {
                 Ok(text) => out.emit(PeerEvent::Message(text)).await,

@@ -106,6 +106,7 @@ fn entry_lines(entry: &Entry, width: usize, utc_offset_secs: i32) -> Vec<Line<'s
                 let (mark, style) = match delivery {
                     Delivery::Sent => (" ·", dim),
                     Delivery::Delivered => (" ✓", Style::new().fg(Color::Green)),
+                    Delivery::Transmitted => (" →", Style::new().fg(Color::Cyan)),
                     Delivery::Failed => (" ✗ not delivered", Style::new().fg(Color::Red)),
                 };
                 push(&mut cells, mark, style);
@@ -327,7 +328,10 @@ mod tests {
     fn conversation() -> View {
         let mut v = View::new("demo", "alice");
         v.apply(&joined_with_bob(), T0);
-        v.apply(&Notice::Connected { peer: pid("p1"), name: "bob".into(), path: Some(host_path()) }, T0);
+        v.apply(
+            &Notice::Connected { peer: pid("p1"), name: "bob".into(), path: Some(host_path()), plain: false },
+            T0,
+        );
         let said = |id, text: &str| Notice::Message {
             peer: pid("p1"),
             from: "bob".into(),
@@ -409,7 +413,10 @@ mod tests {
         lines.push(status_line(&v, 72));
         let relayed =
             Path { local: "relay".into(), remote: "host".into(), protocol: "udp".into(), rtt_ms: None };
-        v.apply(&Notice::Connected { peer: pid("p1"), name: "bob".into(), path: Some(relayed) }, T0);
+        v.apply(
+            &Notice::Connected { peer: pid("p1"), name: "bob".into(), path: Some(relayed), plain: false },
+            T0,
+        );
         v.rtt_ms = Some(12.3);
         lines.push(status_line(&v, 72));
         v.apply(
@@ -439,7 +446,7 @@ mod tests {
         let mut lines = Vec::new();
         let mut v = View::new("demo", "alice");
         v.apply(&joined_with_bob(), T0);
-        v.apply(&Notice::Connected { peer: pid("p1"), name: "bob".into(), path: None }, T0);
+        v.apply(&Notice::Connected { peer: pid("p1"), name: "bob".into(), path: None, plain: false }, T0);
         v.apply(&Notice::Call(CallState::Calling), T0);
         lines.push(status_line(&v, 72));
         v.apply(&Notice::Call(CallState::Live { source: "microphone default".into() }), T0);

@@ -19,6 +19,9 @@ pub enum Delivery {
     Sent,
     /// At least one peer acknowledged it.
     Delivered,
+    /// A peer that sends no acknowledgements (a page) has it in its SCTP stack: sent,
+    /// not confirmed read.
+    Transmitted,
     /// Everyone it was for left before acknowledging it.
     Failed,
 }
@@ -141,7 +144,7 @@ impl View {
                 self.peers.remove(peer);
                 info(format!("{name} left"))
             }
-            Notice::Connected { peer, name, path } => {
+            Notice::Connected { peer, name, path, plain } => {
                 let view = self.peers.entry(peer.clone()).or_insert_with(|| PeerView {
                     name: name.clone(),
                     state: LinkState::Connecting,
@@ -150,10 +153,12 @@ impl View {
                 });
                 view.state = LinkState::Connected;
                 view.path.clone_from(path);
-                match path {
-                    Some(p) => info(format!("connected to {name} ({} path over {})", p.kind(), p.protocol)),
-                    None => info(format!("connected to {name}")),
-                }
+                let how = match path {
+                    Some(p) => format!(" ({} path over {})", p.kind(), p.protocol),
+                    None => String::new(),
+                };
+                let plain = if *plain { crate::app::PLAIN_PEER } else { "" };
+                info(format!("connected to {name}{how}{plain}"))
             }
             Notice::Link { peer, name, state, detail } => {
                 if let Some(view) = self.peers.get_mut(peer) {
@@ -176,6 +181,10 @@ impl View {
             },
             Notice::Delivered { id, .. } => {
                 self.mark(*id, Delivery::Delivered);
+                return;
+            }
+            Notice::Transmitted { id, .. } => {
+                self.mark(*id, Delivery::Transmitted);
                 return;
             }
             Notice::Undelivered { ids, to, .. } => {
@@ -297,8 +306,11 @@ impl View {
             _ => None,
         });
         if let Some(state) = own {
-            // Delivered to one peer stays delivered even if another then leaves.
-            if *state != Delivery::Delivered {
+            // Delivered to one peer stays delivered even if another then leaves, and sent
+            // to a page stays sent; only an acknowledgement does better.
+            let kept = *state == Delivery::Delivered
+                || (*state == Delivery::Transmitted && delivery != Delivery::Delivered);
+            if !kept {
                 *state = delivery;
             }
         }
@@ -347,7 +359,7 @@ mod tests {
         let mut v = View::new("demo", "alice");
         v.apply(&Notice::PeerJoined { peer: pid("p1"), name: "bob".into() }, 0);
         assert_eq!(v.peers[&pid("p1")].state, LinkState::Connecting);
-        v.apply(&Notice::Connected { peer: pid("p1"), name: "bob".into(), path: None }, 0);
+        v.apply(&Notice::Connected { peer: pid("p1"), name: "bob".into(), path: None, plain: false }, 0);
         assert_eq!(v.peers[&pid("p1")].state, LinkState::Connected);
         v.apply(&Notice::PeerLeft { peer: pid("p1"), name: "bob".into() }, 0);
         assert!(v.peers.is_empty());

@@ -5,6 +5,7 @@
 #![allow(dead_code)] // each test file uses its own subset
 
 pub mod audio;
+pub mod browser;
 pub mod netns;
 pub mod turn;
 
@@ -154,6 +155,12 @@ pub async fn connected_pair(
 
 /// A plain HTTP GET to the relay's address; returns the status code and the body.
 pub async fn http_get(addr: &str, path: &str) -> (u16, String) {
+    let (status, _, body) = http_response(addr, path).await;
+    (status, body)
+}
+
+/// [`http_get`], with the response's head (status line and headers) too.
+pub async fn http_response(addr: &str, path: &str) -> (u16, String, String) {
     let mut stream =
         timeout(WAIT, TcpStream::connect(addr)).await.expect("connect in time").expect("connect");
     let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
@@ -165,7 +172,7 @@ pub async fn http_get(addr: &str, path: &str) -> (u16, String) {
         .expect("read response");
     let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
     let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status code");
-    (status, body.to_owned())
+    (status, head.to_owned(), body.to_owned())
 }
 
 /// A headless `peertalk --json` process.

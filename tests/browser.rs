@@ -1,0 +1,245 @@
+//! Real Chromium against the real relay and clients: classic pages chat with
+//! `peertalk --signal-protocol classic`, and the web client the relay serves shares rooms
+//! with terminals. Each test runs everything in a namespace of its own that has only
+//! loopback; without Chromium or the right to make one, it is skipped, and says so.
+
+mod common;
+
+use common::audio::{decode, peer_audio, scratch};
+use common::browser::{Browser, Page, js, prepare};
+use common::{Client, Relay};
+
+const CLASSIC: [&str; 2] = ["--signal-protocol", "classic"];
+const KOREAN: &str = "안녕하세요, 반갑습니다 👋🏽";
+
+fn classic_page(relay: &Relay, room: &str, offer: bool) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pages/classic.html");
+    let query = format!("relay={}&room={room}&offer={}", relay.url, u8::from(offer));
+    format!("file://{}?{query}", path.display())
+}
+
+/// A classic page and a classic peertalk chat both ways: plain text over the page's own
+/// kind of channel, no envelope, no acknowledgement, and an honest `transmitted` instead.
+async fn chat_with_classic_page(browser: &mut Browser, page: &Page, mut peertalk: Client) {
+    let connected = peertalk.connected().await;
+    assert_eq!(connected["plain"], true, "a page is not peertalk: {connected}");
+    assert_eq!(connected["name"], "browser");
+    browser.wait_for(page, "page.open", "an open channel").await;
+
+    browser.eval(page, &format!("sendMessage({})", js(KOREAN))).await;
+    let message = peertalk.expect_type("message").await;
+    assert_eq!(message["text"], KOREAN, "the page's plain string, as sent");
+    assert_eq!(message["from"], "browser");
+
+    peertalk.say("잘 지냈어요? 🎉 <b>bold</b>").await;
+    let received = browser.wait_for(page, "page.received.length && page.received", "a message").await;
+    assert_eq!(received, serde_json::json!(["잘 지냈어요? 🎉 <b>bold</b>"]), "plain text, no JSON envelope");
+    let sent = peertalk.expect_type("transmitted").await;
+    assert_eq!((sent["id"].as_u64(), sent["to"].as_str()), (Some(1), Some("browser")));
+
+    // Binary from a page is shown by its size.
+    browser.eval(page, "dataChannel.send(new Uint8Array([1, 2, 3]))").await;
+    assert_eq!(
+        peertalk.expect(|l| l["type"] == "message" && l["id"] == 2, "binary").await["text"],
+        "[3 bytes]"
+    );
+
+    let done = peertalk.finish().await;
+    assert_eq!(
+        done.code,
+        Some(0),
+        "nothing waits for an acknowledgement a page never sends: {}",
+        done.stderr
+    );
+    assert!(done.lines.iter().all(|l| l["type"] != "delivered"), "never reported as acknowledged");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_classic_page_that_offers_chats_with_peertalk_both_ways() {
+    let Some(ns) = prepare("a_classic_page_that_offers_chats_with_peertalk_both_ways") else { return };
+    let relay = Relay::start_in(&ns.name, &["--listen", "127.0.0.1:0"]).await;
+    let mut alice = Client::start_in(&ns.name, &relay.url, "cl", "alice", &CLASSIC);
+    alice.expect_type("joined").await;
+    let mut browser = Browser::launch(&ns.name).await;
+    let page = browser.open(&classic_page(&relay, "cl", true)).await;
+    chat_with_classic_page(&mut browser, &page, alice).await;
+    assert_eq!(browser.eval(&page, "dataChannel.label").await, "dataChannel", "the page's own channel");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn peertalk_offers_to_a_classic_page_that_waits_and_they_chat_both_ways() {
+    let Some(ns) = prepare("peertalk_offers_to_a_classic_page_that_waits_and_they_chat_both_ways") else {
+        return;
+    };
+    let relay = Relay::start_in(&ns.name, &["--listen", "127.0.0.1:0"]).await;
+    let mut browser = Browser::launch(&ns.name).await;
+    let page = browser.open(&classic_page(&relay, "cl", false)).await;
+    browser.wait_for(&page, "page.ready", "a connection to the relay").await;
+    // Nobody says hello, so after a moment alice offers, on a channel labelled as the
+    // Spring examples label theirs.
+    let alice = Client::start_in(
+        &ns.name,
+        &relay.url,
+        "cl",
+        "alice",
+        &["--signal-protocol", "classic", "--channel-label", "talk"],
+    );
+    chat_with_classic_page(&mut browser, &page, alice).await;
+    assert_eq!(browser.eval(&page, "dataChannel.label").await, "talk", "the channel alice opened");
+}
+
+fn web_page(relay: &Relay, room: &str, name: &str) -> String {
+    format!("http://{}/?room={room}&name={name}", relay.addr)
+}
+
+/// The page's member `name` reaches `state`.
+async fn member(browser: &mut Browser, page: &Page, name: &str, state: &str) {
+    let query =
+        format!("document.querySelector('[data-testid=member][data-name={}][data-state={state}]')", js(name));
+    browser.wait_for(page, &format!("!!{query}"), &format!("{name} {state}")).await;
+}
+
+/// Types `text` into the page and sends it, as a person would.
+async fn type_and_send(browser: &mut Browser, page: &Page, text: &str) {
+    let script = format!(
+        "document.querySelector('[data-testid=message-input]').value = {};
+         document.querySelector('[data-testid=send]').click()",
+        js(text)
+    );
+    browser.eval(page, &script).await;
+}
+
+/// The text of the page's chat lines from `from`.
+fn lines_from(from: &str) -> String {
+    format!(
+        "[...document.querySelectorAll('[data-testid=message][data-from={}] [data-testid=message-text]')].map(e => e.textContent)",
+        js(from)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_web_client_and_two_terminals_share_a_room() {
+    let Some(ns) = prepare("the_web_client_and_two_terminals_share_a_room") else { return };
+    let relay = Relay::start_in(&ns.name, &["--listen", "127.0.0.1:0"]).await;
+    let mut bob = Client::start_in(&ns.name, &relay.url, "mix", "bob", &[]);
+    bob.expect_type("joined").await;
+    let mut carol = Client::start_in(&ns.name, &relay.url, "mix", "carol", &[]);
+    bob.connected().await;
+    carol.connected().await;
+
+    let mut browser = Browser::launch(&ns.name).await;
+    let page = browser.open(&web_page(&relay, "mix", "ann")).await;
+    for name in ["bob", "carol"] {
+        member(&mut browser, &page, name, "connected").await;
+    }
+    for terminal in [&mut bob, &mut carol] {
+        let with_ann = terminal.expect(|l| l["type"] == "connected" && l["name"] == "ann", "ann").await;
+        assert_eq!(with_ann["plain"], false, "the web client speaks peertalk's envelopes");
+    }
+
+    type_and_send(&mut browser, &page, KOREAN).await;
+    for terminal in [&mut bob, &mut carol] {
+        let message =
+            terminal.expect(|l| l["type"] == "message" && l["from"] == "ann", "ann's message").await;
+        assert_eq!(message["text"], KOREAN);
+    }
+    let mine = "document.querySelector('[data-testid=message][data-from=ann]').dataset.status";
+    browser.wait_for(&page, &format!("{mine} === 'delivered'"), "both acknowledgements").await;
+
+    bob.say("hi ann, from a terminal").await;
+    browser.wait_for(&page, &format!("{}.length", lines_from("bob")), "bob's message").await;
+    assert_eq!(browser.eval(&page, &lines_from("bob")).await, serde_json::json!(["hi ann, from a terminal"]));
+    let acked = bob.expect(|l| l["type"] == "delivered" && l["to"] == "ann", "ann's acknowledgement").await;
+    assert_eq!(acked["id"], 1);
+    let relayed = carol.expect(|l| l["type"] == "message" && l["from"] == "bob", "bob's message").await;
+    assert_eq!(relayed["text"], "hi ann, from a terminal");
+
+    browser.close(page).await;
+    for terminal in [&mut bob, &mut carol] {
+        let left = terminal.expect(|l| l["type"] == "peer-left" && l["name"] == "ann", "ann leaving").await;
+        assert!(left["peer"].is_string());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_text_from_a_terminal_shows_as_text_in_the_page_and_runs_nothing() {
+    let Some(ns) = prepare("hostile_text_from_a_terminal_shows_as_text_in_the_page_and_runs_nothing") else {
+        return;
+    };
+    let relay = Relay::start_in(&ns.name, &["--listen", "127.0.0.1:0"]).await;
+    let mut browser = Browser::launch(&ns.name).await;
+    let page = browser.open(&web_page(&relay, "h", "ann")).await;
+    browser
+        .wait_for(&page, "document.querySelector('[data-testid=relay-state][data-state=ok]')", "a join")
+        .await;
+    browser.eval(&page, "window.alert = () => { window.alerted = true; }").await;
+    let mut mallory = Client::start_in(&ns.name, &relay.url, "h", "<b>mallory</b>", &[]);
+    mallory.connected().await;
+
+    let hostile = [
+        "<img src=x onerror=alert(1)>",
+        "<script>alert(2)</script>",
+        "\u{1b}[31mred\u{1b}[0m and a bell \u{7}",
+    ];
+    for text in hostile {
+        mallory.say(text).await;
+    }
+    let from = "<b>mallory</b>";
+    browser.wait_for(&page, &format!("{}.length === 3", lines_from(from)), "three messages").await;
+    assert_eq!(
+        browser.eval(&page, &lines_from(from)).await,
+        serde_json::json!(hostile),
+        "shown exactly as text"
+    );
+    let markup = "document.querySelectorAll('#messages img, #messages script, #messages b').length";
+    assert_eq!(browser.eval(&page, markup).await, 0, "no element was made from a peer's text");
+    assert_eq!(browser.eval(&page, "window.alerted === undefined").await, true, "nothing ran");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_from_the_page_is_recorded_by_the_terminal() {
+    let Some(ns) = prepare("a_call_from_the_page_is_recorded_by_the_terminal") else { return };
+    let dir = scratch("browser-call");
+    let recording = dir.join("from-page.opus");
+    let relay = Relay::start_in(&ns.name, &["--listen", "127.0.0.1:0"]).await;
+    let mut bob = Client::start_in(
+        &ns.name,
+        &relay.url,
+        "call",
+        "bob",
+        &["--audio-out", recording.to_str().expect("utf-8 path")],
+    );
+    bob.expect_type("joined").await;
+    let mut browser = Browser::launch(&ns.name).await;
+    let page = browser.open(&web_page(&relay, "call", "ann")).await;
+    member(&mut browser, &page, "bob", "connected").await;
+    bob.connected().await;
+
+    // Chromium's fake microphone (a beep) for about three seconds, then hang up.
+    browser.eval(&page, "document.querySelector('[data-testid=call]').click()").await;
+    browser
+        .wait_for(&page, "document.querySelector('[data-testid=call]').dataset.state === 'on'", "a call")
+        .await;
+    bob.expect(|l| peer_audio(l, true), "the page's audio arriving").await;
+    let started = std::time::Instant::now();
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    browser.eval(&page, "document.querySelector('[data-testid=call]').click()").await;
+    bob.expect(|l| peer_audio(l, false), "the page's audio stopping").await;
+    let heard = started.elapsed().as_secs_f64();
+    // The chat goes on beside the call, on the same connection.
+    type_and_send(&mut browser, &page, "still here").await;
+    assert_eq!(bob.expect_type("message").await["text"], "still here");
+    bob.close_input();
+    let done = bob.finish().await;
+    assert_eq!(done.code, Some(0), "{}", done.stderr);
+
+    let (samples, rate) = decode(&recording).expect("the recording decodes");
+    let secs = samples.len() as f64 / f64::from(rate);
+    assert!(
+        (secs - heard).abs() <= 1.0,
+        "the recording lasts {secs:.2} s; the call lasted about {heard:.2} s"
+    );
+    let peak = samples.iter().fold(0f32, |m, s| m.max(s.abs()));
+    assert!(peak > 0.05, "the recording is silence (peak {peak})");
+    std::fs::remove_dir_all(dir).expect("clean up");
+}
