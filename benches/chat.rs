@@ -10,7 +10,7 @@ mod common;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{Client, Relay, connected_pair, cpu_ticks};
+use common::{Client, Relay, WARM_UP, connected_pair, cpu_ticks, percentiles, round_trips, spread};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 
@@ -112,18 +112,6 @@ async fn open_time(relay: &str, paths: &str, flags: &[&str]) {
     println!("DataChannel open, {paths}, process start to open on both sides: {}", spread(&mut samples));
 }
 
-/// "median M ms (min A, max B, N runs)" of a set of timings.
-fn spread(samples: &mut [Duration]) -> String {
-    samples.sort();
-    format!(
-        "median {:.1} ms (min {:.1}, max {:.1}, {} runs)",
-        ms(samples[samples.len() / 2]),
-        ms(samples[0]),
-        ms(samples[samples.len() - 1]),
-        samples.len()
-    )
-}
-
 /// Two clients in two network namespaces joined by a veth pair: the link goes down for 5 s,
 /// a message is sent 1 s into the outage, and the clock runs from the link coming back up
 /// until the receiver prints the message. Skipped, with a word, without namespaces.
@@ -165,23 +153,10 @@ async fn outage_recovery() {
 async fn round_trip(relay: &str, path: &str, flags: &[&str], count: usize) {
     let room = format!("rtt-{}", flags.len());
     let (mut alice, mut bob) = connected_pair(relay, &room, ("alice", flags), ("bob", flags)).await;
-    let mut samples = Vec::with_capacity(count);
-    for i in 1..=count + 50 {
-        let sent = Instant::now();
-        alice.say(&format!("ping {i} {}", "x".repeat(40))).await;
-        alice.expect(|l| l["type"] == "delivered" && l["id"] == i, "delivered").await;
-        if i > 50 {
-            samples.push(sent.elapsed());
-        }
-        alice.seen.clear();
-    }
-    samples.sort();
-    let pct = |p: f64| samples[((samples.len() - 1) as f64 * p).round() as usize];
+    let samples = round_trips(&mut alice, count).await;
     println!(
-        "Chat round trip, {path} (stdin line -> delivered acknowledgement), {count} messages after 50 warm-up: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
-        ms(pct(0.50)),
-        ms(pct(0.99)),
-        ms(samples[samples.len() - 1]),
+        "Chat round trip, {path} (stdin line -> delivered acknowledgement), {count} messages after {WARM_UP} warm-up: {}",
+        percentiles(&samples)
     );
     alice.close_input();
     bob.close_input();
@@ -263,8 +238,4 @@ fn vm_hwm_kib(pid: u32) -> u64 {
                 .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
         })
         .unwrap_or(0)
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
 }

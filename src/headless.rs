@@ -258,9 +258,9 @@ fn describe(notice: &Notice) -> Option<String> {
         }
         Notice::InputRejected { reason } => format!("not sent: {reason}"),
         Notice::Warning { text } => for_terminal(text),
-        Notice::HostingRelay { url } => {
+        Notice::HostingRelay { url, page } => {
             format!(
-                "no relay answered at {url}, so this client runs one there (it stops when this client exits)"
+                "no relay answered at {url}, so this client runs one there (it stops when this client exits); browsers join at {page}"
             )
         }
         Notice::Renamed { name: n } => format!("you are now {}", name(n)),
@@ -371,6 +371,7 @@ enum JsonLine<'a> {
     },
     HostingRelay {
         url: &'a str,
+        page: &'a str,
     },
     /// `state` is `calling`, `live` (with `source`) or `ended` (with `reason`).
     Call {
@@ -437,7 +438,7 @@ impl<'a> From<&'a Notice> for JsonLine<'a> {
             },
             Notice::InputRejected { reason } => Self::InputRejected { reason },
             Notice::Warning { text } => Self::Warning { text },
-            Notice::HostingRelay { url } => Self::HostingRelay { url },
+            Notice::HostingRelay { url, page } => Self::HostingRelay { url, page },
             Notice::Call(state) => match state {
                 CallState::Calling => Self::Call { state: "calling", source: None, reason: None },
                 CallState::Live { source } => {

@@ -316,7 +316,11 @@ async fn connect(config: &Config, ui: &mut impl Frontend) -> Result<(Joined, Opt
         (Err(JoinError::Unreachable { .. }), SignalTarget::Default) => {
             let hosted = HostedRelay::start().await;
             if hosted.is_some() {
-                let _ = ui.show(&Notice::HostingRelay { url: url.to_owned() }).await;
+                let room = form_urlencoded::Serializer::new(String::new())
+                    .append_pair("room", &config.room)
+                    .finish();
+                let page = format!("{}/?{room}", url.replacen("ws://", "http://", 1));
+                let _ = ui.show(&Notice::HostingRelay { url: url.to_owned(), page }).await;
                 let _ = ui.flush().await;
             }
             let joined = join().await.map_err(join_outcome)?;

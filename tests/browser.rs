@@ -233,13 +233,142 @@ async fn a_call_from_the_page_is_recorded_by_the_terminal() {
     let done = bob.finish().await;
     assert_eq!(done.code, Some(0), "{}", done.stderr);
 
-    let (samples, rate) = decode(&recording).expect("the recording decodes");
+    assert_heard(&recording, heard, 1.0);
+    std::fs::remove_dir_all(dir).expect("clean up");
+}
+
+/// The recording of a page's microphone (Chromium's fake beep) is not silence, and lasts
+/// about as long as the page was heard (`heard` seconds, within `slack`).
+fn assert_heard(recording: &std::path::Path, heard: f64, slack: f64) {
+    let (samples, rate) = decode(recording).expect("the recording decodes");
     let secs = samples.len() as f64 / f64::from(rate);
     assert!(
-        (secs - heard).abs() <= 1.0,
-        "the recording lasts {secs:.2} s; the call lasted about {heard:.2} s"
+        (secs - heard).abs() <= slack,
+        "the recording lasts {secs:.2} s; the page was heard for {heard:.2} s"
     );
     let peak = samples.iter().fold(0f32, |m, s| m.max(s.abs()));
     assert!(peak > 0.05, "the recording is silence (peak {peak})");
+}
+
+/// Packets of audio the page has received, from its peer connection's statistics.
+const PAGE_AUDIO_PACKETS: &str = "peerConnection.getStats().then(stats => [...stats.values()]
+    .filter(s => s.type === 'inbound-rtp' && s.kind === 'audio')
+    .reduce((n, s) => n + s.packetsReceived, 0))";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_classic_page_and_peertalk_hear_each_other() {
+    let Some(ns) = prepare("a_classic_page_and_peertalk_hear_each_other") else { return };
+    let dir = scratch("browser-classic-call");
+    let tone = common::audio::tone(&dir, 3.0, 440.0).expect("a tone");
+    let recording = dir.join("from-page.opus");
+    let relay = Relay::start_in(&ns.name, &["--listen", "127.0.0.1:0"]).await;
+    let mut browser = Browser::launch(&ns.name).await;
+    let page = browser.open(&classic_page(&relay, "call", true)).await;
+    browser.wait_for(&page, "page.ready", "a connection to the relay").await;
+    let args = [
+        &CLASSIC[..],
+        &[
+            "--audio-in",
+            tone.to_str().expect("utf-8 path"),
+            "--audio-out",
+            recording.to_str().expect("utf-8 path"),
+        ],
+    ]
+    .concat();
+    let mut alice = Client::start_in(&ns.name, &relay.url, "call", "alice", &args);
+    alice.connected().await;
+
+    // peertalk's track reaches the page: the renegotiation offer is answered by the page's
+    // plain handleOffer, and packets arrive.
+    alice.expect(|l| common::audio::call_state(l, "live"), "the call going live").await;
+    browser.wait_for(&page, &format!("{PAGE_AUDIO_PACKETS}.then(n => n > 25)"), "peertalk's audio").await;
+
+    // The page's microphone (Chromium's fake beep) reaches peertalk, the Spring way: add
+    // the track and offer again.
+    let call = "navigator.mediaDevices.getUserMedia({audio: true}).then(stream => {
+        stream.getTracks().forEach(track => peerConnection.addTrack(track, stream));
+        createOffer();
+    })";
+    browser.eval(&page, call).await;
+    alice.expect(|l| peer_audio(l, true), "the page's audio arriving").await;
+    let started = std::time::Instant::now();
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    browser.eval(&page, "peerConnection.getSenders().forEach(s => s.track && s.track.stop())").await;
+    alice.expect(|l| peer_audio(l, false), "the page's audio stopping").await;
+    let heard = started.elapsed().as_secs_f64();
+    let done = alice.finish().await;
+    assert_eq!(done.code, Some(0), "{}", done.stderr);
+    assert_eq!(
+        done.lines.iter().filter(|l| l["type"] == "connected").count(),
+        1,
+        "one connection throughout"
+    );
+
+    assert_heard(&recording, heard, 1.5);
     std::fs::remove_dir_all(dir).expect("clean up");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_web_client_asks_for_the_room_secret_and_never_puts_it_in_the_url() {
+    let Some(ns) = prepare("the_web_client_asks_for_the_room_secret_and_never_puts_it_in_the_url") else {
+        return;
+    };
+    let relay = Relay::start_in(&ns.name, &["--listen", "127.0.0.1:0", "--room-secret", "s3cret"]).await;
+    let mut bob = Client::start_in(&ns.name, &relay.url, "locked", "bob", &["--room-secret", "s3cret"]);
+    bob.expect_type("joined").await;
+    let mut browser = Browser::launch(&ns.name).await;
+    let page = browser.open(&web_page(&relay, "locked", "ann")).await;
+    let prompt = "!document.querySelector('[data-testid=secret-form]').hidden";
+    browser.wait_for(&page, prompt, "the secret prompt").await;
+    let wrong = "document.querySelector('[data-testid=secret-input]').value = 'guess';
+                 document.querySelector('[data-testid=secret-submit]').click()";
+    browser.eval(&page, wrong).await;
+    browser.wait_for(&page, prompt, "the prompt again after a wrong secret").await;
+    let right = wrong.replace("guess", "s3cret");
+    browser.eval(&page, &right).await;
+    member(&mut browser, &page, "bob", "connected").await;
+    assert_eq!(bob.expect_type("connected").await["name"], "ann");
+    let url = browser.eval(&page, "location.href").await;
+    assert!(!url.as_str().expect("a URL").contains("s3cret"), "{url}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_web_client_keeps_chatting_without_the_relay_and_resumes_when_it_is_back() {
+    let Some(ns) = prepare("the_web_client_keeps_chatting_without_the_relay_and_resumes_when_it_is_back")
+    else {
+        return;
+    };
+    let mut relay = Relay::start_in(&ns.name, &["--listen", "127.0.0.1:0"]).await;
+    let mut bob = Client::start_in(&ns.name, &relay.url, "r", "bob", &[]);
+    bob.expect_type("joined").await;
+    let mut browser = Browser::launch(&ns.name).await;
+    let page = browser.open(&web_page(&relay, "r", "ann")).await;
+    member(&mut browser, &page, "bob", "connected").await;
+    bob.connected().await;
+
+    relay.kill().await;
+    browser
+        .wait_for(&page, "document.querySelector('[data-testid=relay-state][data-state=lost]')", "the loss")
+        .await;
+    type_and_send(&mut browser, &page, "the relay is gone, we are not").await;
+    let message = bob.expect(|l| l["type"] == "message", "a message without the relay").await;
+    assert_eq!(message["text"], "the relay is gone, we are not");
+
+    let _back = Relay::start_in(&ns.name, &["--listen", &relay.addr]).await;
+    browser
+        .wait_for(
+            &page,
+            "document.querySelector('[data-testid=relay-state][data-state=ok]')",
+            "the relay back",
+        )
+        .await;
+    let system = "[...document.querySelectorAll('[data-testid=system]')].map(e => e.textContent).join('\\n')";
+    let said = browser.eval(&page, system).await;
+    assert!(said.as_str().expect("text").contains("back with the relay"), "{said}");
+    assert!(!said.as_str().expect("text").contains("new id"), "the resume token kept the id: {said}");
+    bob.expect_type("relay-back").await;
+    // The same connection carries on: nobody left, nobody joined again.
+    bob.say("still here").await;
+    browser.wait_for(&page, &format!("{}.length", lines_from("bob")), "bob's message").await;
+    assert!(bob.seen.iter().all(|l| l["type"] != "peer-left"), "{:#?}", bob.seen);
 }

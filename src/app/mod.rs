@@ -211,9 +211,11 @@ pub enum Notice {
     Warning {
         text: String,
     },
-    /// No relay answered at the default address, so this client runs one.
+    /// No relay answered at the default address, so this client runs one; browsers join
+    /// the room at `page`, the relay's web client.
     HostingRelay {
         url: String,
+        page: String,
     },
     /// Our side of the call changed.
     Call(CallState),
@@ -291,8 +293,6 @@ enum Link {
 #[derive(Debug)]
 struct Outgoing {
     payload: Arc<str>,
-    /// The message as plain text, for peers that are not peertalk.
-    text: Arc<str>,
     /// Peers the message was sent to that have not acknowledged it yet.
     awaiting: BTreeSet<PeerId>,
     /// False while no peer was open to send it to.
@@ -690,7 +690,6 @@ impl App {
     }
 
     fn on_input(&mut self, text: String, ts: u64, fx: &mut Vec<Effect>) {
-        let plain: Arc<str> = text.as_str().into();
         let envelope = Envelope::Chat { id: self.next_id, from: self.settings.name.clone(), ts, text };
         let payload = envelope.to_json();
         if payload.len() > MAX_ENVELOPE_BYTES {
@@ -708,7 +707,7 @@ impl App {
         let payload: Arc<str> = payload.into();
         let targets: BTreeSet<PeerId> =
             self.peers.iter().filter(|(_, p)| p.link == Link::Open).map(|(id, _)| id.clone()).collect();
-        let out = Outgoing { payload, text: plain, awaiting: BTreeSet::new(), sent: false, delivered: false };
+        let out = Outgoing { payload, awaiting: BTreeSet::new(), sent: false, delivered: false };
         self.in_flight_bytes += out.payload.len();
         self.outbox.insert(id, out);
         for target in targets {
@@ -739,8 +738,11 @@ impl App {
     fn send_one(&mut self, msg_id: u64, to: PeerId, fx: &mut Vec<Effect>) {
         let (Some(out), Some(peer)) = (self.outbox.get_mut(&msg_id), self.peers.get(&to)) else { return };
         out.sent = true;
+        // A page's text is taken back out of the envelope rather than kept twice: pages
+        // are rare, and the window of unacknowledged messages is large.
         let command = if peer.plain {
-            PeerCommand::SendPlain { id: msg_id, text: out.text.clone() }
+            let Ok(Envelope::Chat { text, .. }) = Envelope::parse(&out.payload) else { return };
+            PeerCommand::SendPlain { id: msg_id, text: text.into() }
         } else {
             PeerCommand::Send(out.payload.clone())
         };

@@ -88,6 +88,13 @@ const DTLS_STALL_RETRIES: u32 = 3;
 const ICE_DISCONNECTED: Duration = Duration::from_secs(3);
 const ICE_FAILED: Duration = Duration::from_secs(10);
 const ICE_KEEPALIVE: Duration = Duration::from_secs(1);
+/// How long a pair with a peer-reflexive remote candidate waits before it may be
+/// nominated (webrtc-rs's default is 1 s). A browser's checks often arrive before its
+/// candidates do, and a browser on a LAN hides its host address behind an mDNS name we do
+/// not resolve, so its path is peer-reflexive: the default made every browser connection
+/// take over a second. 100 ms still lets a host candidate trickled through a nearby relay
+/// arrive first.
+const ICE_PRFLX_WAIT: Duration = Duration::from_millis(100);
 /// Connectivity checks per candidate pair: at ICE_CHECK_INTERVAL that is 2 s, enough for a
 /// lossy path with a long round trip (the default 7 give up after 140 ms).
 const ICE_CHECKS_PER_PAIR: u16 = 100;
@@ -408,6 +415,7 @@ async fn build(net: &NetOptions, handler: Handler) -> Result<impl PeerConnection
         .with_sctp_max_receive_buffer_size(SCTP_RECEIVE_WINDOW)
         .with_ice_connection_attempts(Some(ICE_CHECK_INTERVAL), Some(ICE_CHECKS_PER_PAIR))
         .with_ice_timeouts(Some(ICE_DISCONNECTED), Some(ICE_FAILED), Some(ICE_KEEPALIVE))
+        .with_prflx_acceptance_min_wait(Some(ICE_PRFLX_WAIT))
         .build();
     PeerConnectionBuilder::new()
         .with_configuration(config)
@@ -513,6 +521,7 @@ impl Session {
         let mut ice_restarts = 0;
         let mut restart_at: Option<tokio::time::Instant> = None;
         let mut dtls_stall_at: Option<tokio::time::Instant> = None;
+        let mut drain_check = tokio::time::interval(DRAIN_POLL);
         if recovery.audio {
             // In the first offer when we make it; otherwise offered once that exchange is done.
             self.outgoing = Some(media::Outgoing::add(self.pc.as_ref(), &self.media).await?);
@@ -588,7 +597,7 @@ impl Session {
                         return Ok(Ended::Replace(None));
                     }
                 }
-                () = tokio::time::sleep(DRAIN_POLL), if !self.drains.waiting.is_empty() => {
+                _ = drain_check.tick(), if !self.drains.waiting.is_empty() => {
                     if let Some(channel) = &self.channel
                         && let Ok(outstanding) = channel.outstanding_bytes().await
                     {
@@ -948,7 +957,9 @@ async fn selected_path(pc: &dyn PeerConnection) -> Option<Path> {
         })
     };
     let (local, protocol) = kind(&pair.local_candidate_id)?;
-    let (remote, _) = kind(&pair.remote_candidate_id)?;
+    // The report lists only the remote candidates that were signalled; one learned from
+    // the peer's own checks (a browser's, often) is peer-reflexive by definition.
+    let remote = kind(&pair.remote_candidate_id).map_or_else(|| "prflx".to_owned(), |(kind, _)| kind);
     let rtt = pair.current_round_trip_time;
     Some(Path { local, remote, protocol, rtt_ms: (rtt > 0.0).then_some(rtt * 1000.0) })
 }

@@ -358,7 +358,13 @@ mod tests {
     #[test]
     fn empty_room() {
         let mut v = View::new("demo", "alice");
-        v.apply(&Notice::HostingRelay { url: "ws://127.0.0.1:8787".into() }, T0);
+        v.apply(
+            &Notice::HostingRelay {
+                url: "ws://127.0.0.1:8787".into(),
+                page: "http://127.0.0.1:8787/?room=demo".into(),
+            },
+            T0,
+        );
         v.apply(&Notice::Joined { room: "demo".into(), me: pid("p1"), peers: vec![] }, T0);
         insta::assert_snapshot!(screen(&v, &Editor::default(), 60, 8));
     }

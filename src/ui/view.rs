@@ -129,9 +129,11 @@ impl View {
                 };
                 info(format!("joined room {room} as {}; {here}", self.name))
             }
-            Notice::HostingRelay { url } => {
+            Notice::HostingRelay { url, page } => {
                 self.hosting = true;
-                info(format!("no relay answered at {url}, so this client runs one (it stops when you quit)"))
+                info(format!(
+                    "no relay answered at {url}, so this client runs one (it stops when you quit); browsers join at {page}"
+                ))
             }
             Notice::PeerJoined { peer, name } => {
                 self.peers.insert(

@@ -12,42 +12,8 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::time::timeout;
 
+use super::netns::Loopback;
 use super::{WAIT, note};
-
-/// A network namespace with only `lo`, up; deleted when dropped.
-pub struct Loopback {
-    pub name: String,
-}
-
-impl Loopback {
-    pub fn create() -> Result<Self, String> {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static MADE: AtomicU32 = AtomicU32::new(0);
-        let name = format!("pt-lo-{}-{}", std::process::id(), MADE.fetch_add(1, Ordering::Relaxed));
-        run("ip", &["netns", "add", &name])?;
-        let ns = Self { name };
-        run("ip", &["-n", &ns.name, "link", "set", "lo", "up"])?;
-        Ok(ns)
-    }
-}
-
-impl Drop for Loopback {
-    fn drop(&mut self) {
-        let _ = run("ip", &["netns", "del", &self.name]);
-    }
-}
-
-fn run(program: &str, args: &[&str]) -> Result<(), String> {
-    let out = std::process::Command::new(program)
-        .args(args)
-        .output()
-        .map_err(|e| format!("could not run {program}: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!("`{program} {}` failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
-    }
-}
 
 /// What a browser test needs, or why it is skipped (said in the test notes): Chromium
 /// installed (`scripts/test` installs it) and the right to make a namespace (root).

@@ -46,6 +46,54 @@ pub fn cpu_ticks(pid: u32) -> u64 {
     field(11) + field(12)
 }
 
+/// "median M ms (min A, max B, N runs)" of a set of timings.
+pub fn spread(samples: &mut [Duration]) -> String {
+    samples.sort();
+    format!(
+        "median {:.1} ms (min {:.1}, max {:.1}, {} runs)",
+        ms(samples[samples.len() / 2]),
+        ms(samples[0]),
+        ms(samples[samples.len() - 1]),
+        samples.len()
+    )
+}
+
+/// Messages sent before [`round_trips`] starts counting.
+pub const WARM_UP: usize = 50;
+
+/// Round trips of `count` chat messages, after [`WARM_UP`], one at a time: from writing the
+/// line to `sender`'s stdin until it prints `delivered` for it. Sorted.
+pub async fn round_trips(sender: &mut Client, count: usize) -> Vec<Duration> {
+    let mut samples = Vec::with_capacity(count);
+    for i in 1..=count + WARM_UP {
+        let sent = std::time::Instant::now();
+        sender.say(&format!("ping {i} {}", "x".repeat(40))).await;
+        sender.expect(|l| l["type"] == "delivered" && l["id"] == i, "delivered").await;
+        if i > WARM_UP {
+            samples.push(sent.elapsed());
+        }
+        sender.seen.clear();
+    }
+    samples.sort();
+    samples
+}
+
+/// "p50 A ms, p99 B ms, max C ms" of sorted timings.
+pub fn percentiles(sorted: &[Duration]) -> String {
+    let pct = |p: f64| sorted[((sorted.len() - 1) as f64 * p).round() as usize];
+    format!(
+        "p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+        ms(pct(0.50)),
+        ms(pct(0.99)),
+        ms(sorted[sorted.len() - 1])
+    )
+}
+
+/// A duration in milliseconds, for printing.
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
 /// How long any single expectation may take.
 pub const WAIT: Duration = Duration::from_secs(20);
 

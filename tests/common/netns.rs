@@ -1,5 +1,6 @@
-//! Two Linux network namespaces joined by a veth pair: two hosts on one machine, whose
-//! link the test can cut or make lossy. Needs root (or CAP_NET_ADMIN) and iproute2.
+//! Linux network namespaces: two joined by a veth pair (two hosts on one machine, whose
+//! link the test can cut or make lossy), or one with only loopback. Needs root (or
+//! CAP_NET_ADMIN) and iproute2.
 
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -118,6 +119,29 @@ impl Link {
 
     pub fn unblock_udp(&self) {
         nft(&self.a, "delete table inet cut\n").expect("remove the UDP block");
+    }
+}
+
+/// A network namespace with only `lo`, up: one host that can reach nothing but itself.
+/// Deleted when dropped.
+pub struct Loopback {
+    pub name: String,
+}
+
+impl Loopback {
+    pub fn create() -> Result<Self, String> {
+        static MADE: AtomicU32 = AtomicU32::new(0);
+        let name = format!("pt-lo-{}-{}", std::process::id(), MADE.fetch_add(1, Ordering::Relaxed));
+        ip(&["netns", "add", &name])?;
+        let ns = Self { name };
+        ip(&["-n", &ns.name, "link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+}
+
+impl Drop for Loopback {
+    fn drop(&mut self) {
+        let _ = ip(&["netns", "del", &self.name]);
     }
 }
 
