@@ -93,16 +93,21 @@ impl fmt::Display for Outcome {
 /// The table printed by `--help` and copied into the README.
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
-  0  done: every message sent was acknowledged and every expected one arrived
+  0  done: every member acknowledged every message sent and every expected one arrived
   1  internal error
   2  bad command line
   3  relay unreachable (nothing answered at the --signal address)
   4  relay refused the join (bad room or name, protocol version) or broke the protocol
   5  no peer joined the room before --timeout
   6  a peer joined but no connection to it could be opened (ICE/DTLS failed)
-  7  a peer left before acknowledging messages sent to it
+  7  a member left before acknowledging messages sent to it (reported once every
+     other member has acknowledged them, naming who missed which)
   8  timed out waiting for acknowledgements or for --expect messages
   9  a message was too long to send (the limit is 65,536 bytes once encoded)
  10  a TURN server refused the --ice-username/--ice-credential (with --relay-only)
  11  a TURN server did not answer (with --relay-only)
-130  interrupted by Ctrl-C or SIGTERM (connections are closed cleanly first)";
+130  interrupted by Ctrl-C or SIGTERM (connections are closed cleanly first)
+
+In a room of several: a message goes to every member present when it is sent (those
+still connecting get it once connected); a script is done when each of them has
+acknowledged it or gone away. Members who join later do not get earlier messages.";

@@ -275,6 +275,7 @@ fn describe(notice: &Notice) -> Option<String> {
         Notice::PeerAudio { name: n, receiving: false, .. } => format!("{} stopped sending audio", name(n)),
         Notice::Message { .. }
         | Notice::Delivered { .. }
+        | Notice::Settled { .. }
         | Notice::Transmitted { .. }
         | Notice::Sent { .. }
         | Notice::AudioLevel { .. } => {
@@ -305,6 +306,15 @@ enum JsonLine<'a> {
         id: u64,
         peer: &'a str,
         to: &'a str,
+        acked: usize,
+        of: usize,
+    },
+    /// Every member a message was for is accounted for.
+    Settled {
+        id: u64,
+        delivered: &'a [String],
+        transmitted: &'a [String],
+        missed: &'a [String],
     },
     Undelivered {
         ids: &'a [u64],
@@ -405,7 +415,12 @@ impl<'a> From<&'a Notice> for JsonLine<'a> {
             }
             Notice::Sent { id, .. } => Self::Sent { id: *id },
             Notice::Renamed { name } => Self::Renamed { name },
-            Notice::Delivered { id, peer, to } => Self::Delivered { id: *id, peer: &peer.0, to },
+            Notice::Delivered { id, peer, to, acked, of } => {
+                Self::Delivered { id: *id, peer: &peer.0, to, acked: *acked, of: *of }
+            }
+            Notice::Settled { id, delivered, transmitted, missed } => {
+                Self::Settled { id: *id, delivered, transmitted, missed }
+            }
             Notice::Undelivered { ids, peer, to } => Self::Undelivered { ids, peer: &peer.0, to },
             Notice::Transmitted { id, peer, to } => Self::Transmitted { id: *id, peer: &peer.0, to },
             Notice::Joined { room, me, peers } => {

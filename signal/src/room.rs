@@ -115,7 +115,7 @@ impl Registry {
         } else {
             Err(Refusal::new(
                 ErrorCode::UnknownPeer,
-                format!("There is no peer {to:?} in room {:?} to send to (it may have left).", room.1),
+                format!("There is no peer {:?} in room {:?} to send to (it may have left).", to.0, room.1),
             ))
         }
     }
@@ -214,7 +214,13 @@ mod tests {
         assert!(r.route(&id("p1"), &id("p2")).is_ok());
         assert_eq!(r.route(&id("p1"), &id("p3")).expect_err("other room").code, ErrorCode::UnknownPeer);
         assert_eq!(r.route(&id("p1"), &id("p1")).expect_err("self").code, ErrorCode::UnknownPeer);
-        assert_eq!(r.route(&id("p1"), &id("p9")).expect_err("nobody").code, ErrorCode::UnknownPeer);
+        let nobody = r.route(&id("p1"), &id("p9")).expect_err("nobody");
+        assert_eq!(nobody.code, ErrorCode::UnknownPeer);
+        assert!(
+            nobody.message.starts_with("There is no peer \"p9\" in room"),
+            "no debug form: {}",
+            nobody.message
+        );
         assert_eq!(r.route(&id("p4"), &id("p1")).expect_err("not joined").code, ErrorCode::NotJoined);
     }
 

@@ -169,10 +169,23 @@ pub enum Notice {
     Renamed {
         name: String,
     },
+    /// Member `to` acknowledged our message `id`: `acked` of the `of` members it is for
+    /// have it now.
     Delivered {
         id: u64,
         peer: PeerId,
         to: String,
+        acked: usize,
+        of: usize,
+    },
+    /// Message `id` is settled: every member it was for acknowledged it (`delivered`), has
+    /// it in its SCTP stack without acknowledging (`transmitted`, a page), or went away
+    /// first (`missed`). Names, in the order it happened.
+    Settled {
+        id: u64,
+        delivered: Vec<String>,
+        transmitted: Vec<String>,
+        missed: Vec<String>,
     },
     Undelivered {
         ids: Vec<u64>,
@@ -293,11 +306,23 @@ enum Link {
 #[derive(Debug)]
 struct Outgoing {
     payload: Arc<str>,
-    /// Peers the message was sent to that have not acknowledged it yet.
+    /// Members it is for that have neither acknowledged it nor gone away. Those whose
+    /// connection is still opening get it when it opens.
     awaiting: BTreeSet<PeerId>,
-    /// False while no peer was open to send it to.
+    /// Of those, the ones it has been handed to.
+    sent_to: BTreeSet<PeerId>,
+    /// False until it goes out to somebody: until then, members who join get it too.
     sent: bool,
-    delivered: bool,
+    delivered: Vec<String>,
+    transmitted: Vec<String>,
+    missed: Vec<String>,
+}
+
+impl Outgoing {
+    /// Members it is for, all told.
+    fn of(&self) -> usize {
+        self.awaiting.len() + self.delivered.len() + self.transmitted.len() + self.missed.len()
+    }
 }
 
 /// The chat.
@@ -313,6 +338,9 @@ pub struct App {
     received: usize,
     rejected: usize,
     input_closed: bool,
+    /// Members who went away before acknowledging messages to them, with those ids: a
+    /// script that is otherwise done fails for them (exit 7).
+    missed: BTreeMap<String, (&'static str, Vec<u64>)>,
     ever_saw_peer: bool,
     exited: bool,
     call: call::Call,
@@ -331,6 +359,7 @@ impl App {
             received: 0,
             rejected: 0,
             input_closed: false,
+            missed: BTreeMap::new(),
             ever_saw_peer: false,
             exited: false,
             call: call::Call::default(),
@@ -367,7 +396,11 @@ impl App {
                         name: info.name.clone(),
                     }));
                 }
+                let id = info.id.clone();
                 self.meet(info, offer, page, &mut fx);
+                if !speculative {
+                    self.include_in_unsent(&id);
+                }
             }
             // What the peer sent before leaving may still be on its way over the
             // DataChannel; deliveries are settled when that connection reports `Closed`.
@@ -389,6 +422,9 @@ impl App {
                     fx.push(Effect::Peer { id: from, command: PeerCommand::Signal(signal) });
                 }
             }
+            // A signal to a peer that has just left: a normal race, and its `peer-left`
+            // is on the way.
+            Event::RelayError { code: ErrorCode::UnknownPeer, .. } => {}
             Event::RelayError { code, message } => {
                 fx.push(Effect::Show(Notice::RelayError { code, message }))
             }
@@ -556,6 +592,7 @@ impl App {
                 if std::mem::take(&mut peer.speculative) {
                     self.ever_saw_peer = true;
                     fx.push(Effect::Show(Notice::PeerJoined { peer: id.clone(), name: name.clone() }));
+                    self.include_in_unsent(&id);
                 }
                 fx.push(Effect::Show(Notice::Connected { peer: id.clone(), name, path, plain }));
                 self.send_held(&id, reopened, fx);
@@ -574,9 +611,10 @@ impl App {
                     return;
                 }
                 let to = peer.name.clone();
+                out.transmitted.push(to.clone());
                 fx.push(Effect::Show(Notice::Transmitted { id: msg_id, peer: id, to }));
                 if out.awaiting.is_empty() {
-                    self.settle(msg_id);
+                    self.settle(msg_id, fx);
                 }
             }
             PeerEvent::SendingAudio(sending) => self.on_sending_audio(sending, fx),
@@ -662,14 +700,16 @@ impl App {
                 if !out.awaiting.remove(id) {
                     return;
                 }
-                out.delivered = true;
+                out.delivered.push(peer.name.clone());
                 fx.push(Effect::Show(Notice::Delivered {
                     id: msg_id,
                     peer: id.clone(),
                     to: peer.name.clone(),
+                    acked: out.delivered.len(),
+                    of: out.of(),
                 }));
                 if out.awaiting.is_empty() {
-                    self.settle(msg_id);
+                    self.settle(msg_id, fx);
                 }
             }
             Err(e) => fx.push(Effect::Show(Notice::Warning {
@@ -705,27 +745,49 @@ impl App {
         let id = self.next_id;
         self.next_id += 1;
         let payload: Arc<str> = payload.into();
-        let targets: BTreeSet<PeerId> =
-            self.peers.iter().filter(|(_, p)| p.link == Link::Open).map(|(id, _)| id.clone()).collect();
-        let out = Outgoing { payload, awaiting: BTreeSet::new(), sent: false, delivered: false };
+        // Every member in the room: now if its channel is open, else once it opens.
+        let members: BTreeSet<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.in_room && p.link != Link::Gone && !p.speculative)
+            .map(|(id, _)| id.clone())
+            .collect();
+        let open: Vec<PeerId> =
+            members.iter().filter(|id| self.peers[*id].link == Link::Open).cloned().collect();
+        let out = Outgoing {
+            payload,
+            awaiting: members,
+            sent_to: BTreeSet::new(),
+            sent: false,
+            delivered: Vec::new(),
+            transmitted: Vec::new(),
+            missed: Vec::new(),
+        };
         self.in_flight_bytes += out.payload.len();
         self.outbox.insert(id, out);
-        for target in targets {
-            self.send_one(id, target, fx);
-        }
         if let Envelope::Chat { text, .. } = envelope {
             fx.push(Effect::Show(Notice::Sent { id, ts, text }));
         }
+        for target in open {
+            self.send_one(id, target, fx);
+        }
     }
 
-    /// Sends the messages typed while nobody was connected to the first peer that opens.
-    /// On a connection that replaced a broken one (`reopened`), first sends again, in
-    /// order, what the peer had not acknowledged; it drops what it already has.
+    /// A member who joined before a message went out to anybody gets it too.
+    fn include_in_unsent(&mut self, id: &PeerId) {
+        for out in self.outbox.values_mut().filter(|out| !out.sent) {
+            out.awaiting.insert(id.clone());
+        }
+    }
+
+    /// Sends a member whose channel just opened, in order, the messages for it that waited
+    /// for that. On a connection that replaced a broken one (`reopened`), that is
+    /// everything it had not acknowledged; it drops what it already has.
     fn send_held(&mut self, id: &PeerId, reopened: bool, fx: &mut Vec<Effect>) {
         let due: Vec<u64> = self
             .outbox
             .iter()
-            .filter(|(_, out)| (reopened && out.awaiting.contains(id)) || !out.sent)
+            .filter(|(_, out)| out.awaiting.contains(id) && (reopened || !out.sent_to.contains(id)))
             .map(|(msg_id, _)| *msg_id)
             .collect();
         for msg_id in due {
@@ -746,47 +808,44 @@ impl App {
         } else {
             PeerCommand::Send(out.payload.clone())
         };
-        out.awaiting.insert(to.clone());
+        out.sent_to.insert(to.clone());
         fx.push(Effect::Peer { id: to, command });
     }
 
-    fn forget_deliveries(&mut self, id: &PeerId, name: &str, why: &str, fx: &mut Vec<Effect>) {
+    /// A member is gone: what it had not acknowledged it will not. The others' deliveries
+    /// go on; a script fails for it only once they are done.
+    fn forget_deliveries(&mut self, id: &PeerId, name: &str, why: &'static str, fx: &mut Vec<Effect>) {
         let mut undelivered = Vec::new();
         let mut settled = Vec::new();
         for (msg_id, out) in &mut self.outbox {
-            if out.awaiting.remove(id) && out.awaiting.is_empty() {
-                if !out.delivered {
-                    undelivered.push(*msg_id);
+            if out.awaiting.remove(id) {
+                out.missed.push(name.to_owned());
+                undelivered.push(*msg_id);
+                if out.awaiting.is_empty() {
+                    settled.push(*msg_id);
                 }
-                settled.push(*msg_id);
             }
         }
+        if !undelivered.is_empty() {
+            fx.push(Effect::Show(Notice::Undelivered {
+                ids: undelivered.clone(),
+                peer: id.clone(),
+                to: name.to_owned(),
+            }));
+            let entry = self.missed.entry(name.to_owned()).or_insert((why, Vec::new()));
+            entry.0 = why;
+            entry.1.extend(undelivered);
+        }
         for msg_id in settled {
-            self.settle(msg_id);
-        }
-        if undelivered.is_empty() {
-            return;
-        }
-        fx.push(Effect::Show(Notice::Undelivered {
-            ids: undelivered.clone(),
-            peer: id.clone(),
-            to: name.to_owned(),
-        }));
-        if self.settings.strict {
-            self.exit(
-                Outcome::PeerLeft(format!(
-                    "{name} {why} before acknowledging {} message(s) (ids {})",
-                    undelivered.len(),
-                    join_ids(&undelivered)
-                )),
-                fx,
-            );
+            self.settle(msg_id, fx);
         }
     }
 
-    fn settle(&mut self, msg_id: u64) {
+    fn settle(&mut self, msg_id: u64, fx: &mut Vec<Effect>) {
         if let Some(out) = self.outbox.remove(&msg_id) {
             self.in_flight_bytes -= out.payload.len();
+            let Outgoing { delivered, transmitted, missed, .. } = out;
+            fx.push(Effect::Show(Notice::Settled { id: msg_id, delivered, transmitted, missed }));
         }
     }
 
@@ -801,7 +860,20 @@ impl App {
         if self.exited || !self.goal_met() {
             return;
         }
-        let outcome = if self.rejected > 0 {
+        let outcome = if !self.missed.is_empty() && self.settings.strict {
+            let who: Vec<String> = self
+                .missed
+                .iter()
+                .map(|(name, (why, ids))| {
+                    format!(
+                        "{name} {why} before acknowledging {} message(s) (ids {})",
+                        ids.len(),
+                        join_ids(ids)
+                    )
+                })
+                .collect();
+            Outcome::PeerLeft(who.join("; "))
+        } else if self.rejected > 0 {
             Outcome::InputRejected(format!("{} message(s) could not be sent (see above)", self.rejected))
         } else {
             Outcome::Done
@@ -832,11 +904,18 @@ impl App {
         }
         let mut missing = Vec::new();
         if !self.outbox.is_empty() {
-            missing.push(format!(
-                "{} message(s) unacknowledged (ids {})",
-                self.outbox.len(),
-                join_ids(&self.outbox.keys().copied().collect::<Vec<_>>())
-            ));
+            // Who still owes what: in a group, the members that hold the run up.
+            let mut owed: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+            for (msg_id, out) in &self.outbox {
+                for member in &out.awaiting {
+                    let name = self.peers.get(member).map_or(member.0.as_str(), |p| p.name.as_str());
+                    owed.entry(name).or_default().push(*msg_id);
+                }
+            }
+            let by: Vec<String> =
+                owed.iter().map(|(name, ids)| format!("{name} (ids {})", join_ids(ids))).collect();
+            let by = if by.is_empty() { String::new() } else { format!(" by {}", by.join(", ")) };
+            missing.push(format!("{} message(s) unacknowledged{by}", self.outbox.len()));
         }
         if let Some(expect) = self.settings.expect.filter(|e| self.received < *e) {
             missing.push(format!("{} of {expect} expected message(s) received", self.received));
@@ -963,7 +1042,13 @@ mod tests {
             event: PeerEvent::Message(format!(r#"{{"type":"ack","id":{id}}}"#)),
         };
         let fx = a.update(ack(1));
-        assert!(fx.contains(&Effect::Show(Notice::Delivered { id: 1, peer: pid("p1"), to: "bob".into() })));
+        assert!(fx.contains(&Effect::Show(Notice::Delivered {
+            id: 1,
+            peer: pid("p1"),
+            to: "bob".into(),
+            acked: 1,
+            of: 1
+        })));
         assert!(exit(&fx).is_none());
         assert_eq!(exit(&a.update(ack(2))), Some(&Outcome::Done));
     }
@@ -1008,6 +1093,15 @@ mod tests {
     }
 
     #[test]
+    fn a_signal_refused_because_its_peer_just_left_is_not_an_error() {
+        let mut a = app(None);
+        let refusal =
+            |code| Event::RelayError { code, message: "There is no peer \"p9\" in room \"t\"".into() };
+        assert!(a.update(refusal(ErrorCode::UnknownPeer)).is_empty());
+        assert_eq!(a.update(refusal(ErrorCode::RateLimited)).len(), 1);
+    }
+
+    #[test]
     fn a_guessed_page_that_never_answered_leaves_without_a_word() {
         let mut a = app(None);
         a.update(Event::Welcome { me: pid("me"), peers: vec![] });
@@ -1017,6 +1111,77 @@ mod tests {
         assert_eq!(
             a.timeout_outcome(),
             Outcome::NoPeer("nobody else joined room \"demo\" before the timeout".into())
+        );
+    }
+
+    fn ack(id: u64) -> PeerEvent {
+        PeerEvent::Message(format!(r#"{{"type":"ack","id":{id}}}"#))
+    }
+
+    #[test]
+    fn a_message_goes_to_every_member_even_one_whose_connection_is_still_opening() {
+        let mut a = app(None);
+        connected(&mut a, "p1", "bob");
+        a.update(Event::PeerJoined { peer: info("p2", "carol"), offer: false, page: false });
+        let fx = a.update(Event::Input { text: "all of you".into(), ts: 1 });
+        assert_eq!(sends(&fx).len(), 1, "carol's connection is not open yet");
+        let fx = a.update(Event::Peer { id: pid("p2"), event: PeerEvent::Open { plain: false } });
+        assert_eq!(
+            sends(&fx).iter().map(|(to, _)| to.0.as_str()).collect::<Vec<_>>(),
+            ["p2"],
+            "queued for carol"
+        );
+        a.update(Event::InputClosed);
+        let fx = a.update(Event::Peer { id: pid("p1"), event: ack(1) });
+        assert!(fx.iter().any(|e| matches!(e, Effect::Show(Notice::Delivered { acked: 1, of: 2, .. }))));
+        assert!(exit(&fx).is_none(), "carol has not acknowledged yet");
+        let fx = a.update(Event::Peer { id: pid("p2"), event: ack(1) });
+        let settled = Notice::Settled {
+            id: 1,
+            delivered: vec!["bob".into(), "carol".into()],
+            transmitted: vec![],
+            missed: vec![],
+        };
+        assert!(fx.contains(&Effect::Show(settled)));
+        assert_eq!(exit(&fx), Some(&Outcome::Done));
+    }
+
+    #[test]
+    fn members_who_join_before_a_message_went_out_get_it_and_later_ones_do_not() {
+        let mut a = app(None);
+        a.update(Event::Welcome { me: pid("me"), peers: vec![info("p1", "bob")] });
+        a.update(Event::Input { text: "early".into(), ts: 1 });
+        a.update(Event::PeerJoined { peer: info("p2", "carol"), offer: false, page: false });
+        let fx = a.update(Event::Peer { id: pid("p2"), event: PeerEvent::Open { plain: false } });
+        assert_eq!(sends(&fx).len(), 1, "carol joined before it went out to anybody");
+        a.update(Event::PeerJoined { peer: info("p3", "dave"), offer: false, page: false });
+        let fx = a.update(Event::Peer { id: pid("p3"), event: PeerEvent::Open { plain: false } });
+        assert!(sends(&fx).is_empty(), "no history for dave");
+        let fx = a.update(Event::Peer { id: pid("p1"), event: PeerEvent::Open { plain: false } });
+        assert_eq!(sends(&fx).len(), 1, "bob was in the welcome");
+    }
+
+    #[test]
+    fn a_member_leaving_mid_send_fails_a_script_once_the_others_have_acknowledged() {
+        let mut a = app(None);
+        connected(&mut a, "p1", "bob");
+        connected(&mut a, "p2", "carol");
+        a.update(Event::Input { text: "one".into(), ts: 1 });
+        a.update(Event::InputClosed);
+        a.update(Event::PeerLeft(pid("p2")));
+        let fx = a.update(Event::Peer { id: pid("p2"), event: PeerEvent::Closed });
+        assert!(exit(&fx).is_none(), "bob may still acknowledge");
+        let fx = a.update(Event::Peer { id: pid("p1"), event: ack(1) });
+        let settled = Notice::Settled {
+            id: 1,
+            delivered: vec!["bob".into()],
+            transmitted: vec![],
+            missed: vec!["carol".into()],
+        };
+        assert!(fx.contains(&Effect::Show(settled)));
+        assert!(
+            matches!(exit(&fx), Some(Outcome::PeerLeft(m)) if m == "carol left before acknowledging 1 message(s) (ids 1)"),
+            "{fx:?}"
         );
     }
 
@@ -1041,6 +1206,11 @@ mod tests {
         let fx = a.update(Event::Peer { id: pid("p1"), event: PeerEvent::Closed });
         let undelivered = Notice::Undelivered { ids: vec![1], peer: pid("p1"), to: "bob".into() };
         assert!(fx.contains(&Effect::Show(undelivered)));
+        let settled =
+            Notice::Settled { id: 1, delivered: vec![], transmitted: vec![], missed: vec!["bob".into()] };
+        assert!(fx.contains(&Effect::Show(settled)));
+        assert!(exit(&fx).is_none(), "a script may still type more");
+        let fx = a.update(Event::InputClosed);
         assert!(matches!(exit(&fx), Some(Outcome::PeerLeft(m)) if m.contains("bob left")));
     }
 

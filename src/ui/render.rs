@@ -103,8 +103,13 @@ fn entry_lines(entry: &Entry, width: usize, utc_offset_secs: i32) -> Vec<Line<'s
                 push(&mut cells, &for_terminal(line), body);
             }
             if let Some((_, delivery)) = own {
+                let partial;
                 let (mark, style) = match delivery {
                     Delivery::Sent => (" ·", dim),
+                    Delivery::Partial(acked, of) => {
+                        partial = format!(" ✓ {acked}/{of}");
+                        (partial.as_str(), Style::new().fg(Color::Yellow))
+                    }
                     Delivery::Delivered => (" ✓", Style::new().fg(Color::Green)),
                     Delivery::Transmitted => (" →", Style::new().fg(Color::Cyan)),
                     Delivery::Failed => (" ✗ not delivered", Style::new().fg(Color::Red)),
@@ -348,7 +353,7 @@ mod tests {
             },
             T0,
         );
-        v.apply(&Notice::Delivered { id: 1, peer: pid("p1"), to: "bob".into() }, T0);
+        v.apply(&Notice::Delivered { id: 1, peer: pid("p1"), to: "bob".into(), acked: 1, of: 1 }, T0);
         v.apply(&Notice::Sent { id: 2, ts: T0 + 180_000, text: "one more thing".into() }, T0);
         v.apply(&said(2, "\u{1b}[31mno colours from peers\u{7}"), T0);
         v.rtt_ms = Some(0.4);

@@ -17,7 +17,9 @@ const SCROLLBACK: usize = 10_000;
 pub enum Delivery {
     /// Queued or on the wire.
     Sent,
-    /// At least one peer acknowledged it.
+    /// This many of this many members have acknowledged it (or went away first).
+    Partial(usize, usize),
+    /// Every member it was for acknowledged it.
     Delivered,
     /// A peer that sends no acknowledgements (a page) has it in its SCTP stack: sent,
     /// not confirmed read.
@@ -181,19 +183,30 @@ impl View {
                 text: text.clone(),
                 own: Some((*id, Delivery::Sent)),
             },
-            Notice::Delivered { id, .. } => {
-                self.mark(*id, Delivery::Delivered);
+            Notice::Delivered { id, acked, of, .. } => {
+                self.mark(
+                    *id,
+                    if acked == of { Delivery::Delivered } else { Delivery::Partial(*acked, *of) },
+                );
                 return;
             }
+            Notice::Settled { id, delivered, transmitted, missed } if !missed.is_empty() => {
+                let reached = delivered.len() + transmitted.len();
+                let total = reached + missed.len();
+                self.mark(
+                    *id,
+                    if reached == 0 { Delivery::Failed } else { Delivery::Partial(delivered.len(), total) },
+                );
+                return;
+            }
+            Notice::Settled { .. } => return,
             Notice::Transmitted { id, .. } => {
                 self.mark(*id, Delivery::Transmitted);
                 return;
             }
+            // The marks change once each message is settled, when every member is accounted for.
             Notice::Undelivered { ids, to, .. } => {
-                for id in ids {
-                    self.mark(*id, Delivery::Failed);
-                }
-                error(format!("{} message(s) were not delivered: {to} went away", ids.len()))
+                error(format!("{} message(s) were not delivered to {to}: {to} went away", ids.len()))
             }
             Notice::Renamed { name } => {
                 self.name.clone_from(name);
@@ -308,10 +321,9 @@ impl View {
             _ => None,
         });
         if let Some(state) = own {
-            // Delivered to one peer stays delivered even if another then leaves, and sent
-            // to a page stays sent; only an acknowledgement does better.
-            let kept = *state == Delivery::Delivered
-                || (*state == Delivery::Transmitted && delivery != Delivery::Delivered);
+            // Sent to a page stays sent; only acknowledgements do better.
+            let kept =
+                *state == Delivery::Transmitted && matches!(delivery, Delivery::Sent | Delivery::Failed);
             if !kept {
                 *state = delivery;
             }
@@ -328,20 +340,32 @@ mod tests {
     }
 
     #[test]
-    fn own_messages_go_from_sent_to_delivered() {
+    fn own_messages_go_from_sent_to_delivered_member_by_member() {
         let mut v = View::new("demo", "alice");
         v.apply(&Notice::Sent { id: 1, ts: 0, text: "hi".into() }, 0);
-        v.apply(&Notice::Delivered { id: 1, peer: pid("p1"), to: "bob".into() }, 0);
+        v.apply(&Notice::Delivered { id: 1, peer: pid("p1"), to: "bob".into(), acked: 1, of: 2 }, 0);
+        assert!(matches!(&v.entries[0], Entry::Chat { own: Some((1, Delivery::Partial(1, 2))), .. }));
+        v.apply(&Notice::Delivered { id: 1, peer: pid("p2"), to: "carol".into(), acked: 2, of: 2 }, 0);
         assert!(matches!(&v.entries[0], Entry::Chat { own: Some((1, Delivery::Delivered)), .. }));
     }
 
     #[test]
-    fn undelivered_messages_are_marked_failed_and_said() {
+    fn undelivered_messages_are_said_and_marked_once_settled() {
         let mut v = View::new("demo", "alice");
         v.apply(&Notice::Sent { id: 1, ts: 0, text: "hi".into() }, 0);
-        v.apply(&Notice::Undelivered { ids: vec![1], peer: pid("p1"), to: "bob".into() }, 0);
+        v.apply(&Notice::Sent { id: 2, ts: 0, text: "all?".into() }, 0);
+        v.apply(&Notice::Undelivered { ids: vec![1, 2], peer: pid("p1"), to: "bob".into() }, 0);
+        assert!(matches!(&v.entries[2], Entry::System { tone: Tone::Error, .. }));
+        let settled = |id, delivered: &[&str]| Notice::Settled {
+            id,
+            delivered: delivered.iter().map(|n| (*n).to_owned()).collect(),
+            transmitted: vec![],
+            missed: vec!["bob".into()],
+        };
+        v.apply(&settled(1, &[]), 0);
+        v.apply(&settled(2, &["carol"]), 0);
         assert!(matches!(&v.entries[0], Entry::Chat { own: Some((1, Delivery::Failed)), .. }));
-        assert!(matches!(&v.entries[1], Entry::System { tone: Tone::Error, .. }));
+        assert!(matches!(&v.entries[1], Entry::Chat { own: Some((2, Delivery::Partial(1, 2))), .. }));
     }
 
     #[test]

@@ -373,6 +373,22 @@ impl Client {
         }
     }
 
+    /// Waits until `count` lines of `kind` have been printed in all.
+    pub async fn expect_count(&mut self, kind: &str, count: usize) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while self.seen.iter().filter(|l| l["type"] == kind).count() < count {
+            match tokio::time::timeout_at(deadline, self.lines.recv()).await {
+                Ok(Some(line)) => self.seen.push(parse(&line)),
+                Ok(None) => {
+                    panic!("client exited before printing {count} {kind}; it printed {:#?}", self.seen)
+                }
+                Err(_) => {
+                    panic!("fewer than {count} {kind} within {WAIT:?}; the client printed {:#?}", self.seen)
+                }
+            }
+        }
+    }
+
     /// Waits for the chat channel to a peer to open.
     pub async fn connected(&mut self) -> Value {
         self.expect_type("connected").await
