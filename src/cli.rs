@@ -92,6 +92,11 @@ pub struct Cli {
     #[arg(long, value_name = "TEXT")]
     pub send: Vec<String>,
 
+    /// Send every message to the member with this name only, as a private message. A
+    /// script's message waits for that member to join.
+    #[arg(long, value_name = "NAME", env = "PEERTALK_TO")]
+    pub to: Option<String>,
+
     /// Exit once N messages have been received, input has ended (stdin closed, or --send),
     /// and everything sent is acknowledged.
     #[arg(long, value_name = "N", env = "PEERTALK_EXPECT")]
@@ -195,6 +200,8 @@ pub struct Config {
     pub signal_protocol: SignalProtocol,
     /// The label of the plain channel we open to a page.
     pub channel_label: std::sync::Arc<str>,
+    /// Every message goes to this member only.
+    pub to: Option<String>,
     /// Extra CA certificates to trust for wss://, from --ca-file.
     pub extra_roots: Vec<CertificateDer<'static>>,
     pub room_secret: Option<String>,
@@ -258,6 +265,9 @@ impl Cli {
             return Err(format!("--audio-out: the folder {} does not exist", dir.display()));
         }
         check_channel_label(&self.channel_label)?;
+        if let Some(to) = &self.to {
+            proto::validate_name(to).map_err(|r| format!("--to: {r}"))?;
+        }
         let call_at_start = self.audio || (self.audio_in.is_some() && !self.commands);
         let headless = self.headless || self.json || !self.send.is_empty() || self.expect.is_some();
         Ok(Config {
@@ -266,6 +276,7 @@ impl Cli {
             signal,
             signal_protocol: self.signal_protocol,
             channel_label: self.channel_label.into(),
+            to: self.to,
             extra_roots: match &self.ca_file {
                 Some(path) => load_ca_file(path)?,
                 None => Vec::new(),

@@ -6,6 +6,11 @@
 pub enum Command {
     Help,
     Nick(String),
+    /// A message for one member only.
+    Msg {
+        to: String,
+        text: String,
+    },
     Peers,
     Clear,
     Call,
@@ -32,6 +37,17 @@ const COMMANDS: &[Spec] = &[
         parse: |args| match args.trim() {
             "" => Err("/nick needs a name, e.g. /nick alice".to_owned()),
             name => Ok(Command::Nick(name.to_owned())),
+        },
+    },
+    Spec {
+        name: "msg",
+        args: "NAME TEXT",
+        help: "send a private message to one member",
+        parse: |args| match args.trim_start().split_once(char::is_whitespace) {
+            Some((to, text)) if !text.trim().is_empty() => {
+                Ok(Command::Msg { to: to.to_owned(), text: text.trim_start().to_owned() })
+            }
+            _ => Err("/msg needs a name and a message, e.g. /msg bob see you at three".to_owned()),
         },
     },
     Spec {
@@ -99,6 +115,13 @@ mod tests {
         assert_eq!(parse("/help"), Some(Command::Help));
         assert_eq!(parse("/nick  bob "), Some(Command::Nick("bob".into())));
         assert_eq!(parse("/quit"), Some(Command::Quit));
+        assert_eq!(
+            parse("/msg bob  see you"),
+            Some(Command::Msg { to: "bob".into(), text: "see you".into() })
+        );
+        assert!(
+            matches!(parse("/msg bob"), Some(Command::Unknown(m)) if m.contains("needs a name and a message"))
+        );
         assert_eq!(parse("/call"), Some(Command::Call));
         assert_eq!(parse("/hangup"), Some(Command::Hangup));
         assert_eq!(parse("/mute"), Some(Command::Mute));

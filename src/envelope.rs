@@ -13,8 +13,16 @@ pub const MAX_ENVELOPE_BYTES: usize = 65_536;
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum Envelope {
     /// A chat message. `id` counts up from 1 per sender and connection; `ts` is the
-    /// sender's clock in milliseconds since the Unix epoch.
-    Chat { id: u64, from: String, ts: u64, text: String },
+    /// sender's clock in milliseconds since the Unix epoch; `private` when it was sent to
+    /// this member alone (left out when false).
+    Chat {
+        id: u64,
+        from: String,
+        ts: u64,
+        text: String,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        private: bool,
+    },
     /// The receiver got chat message `id`.
     Ack { id: u64 },
 }
@@ -36,12 +44,20 @@ mod tests {
 
     #[test]
     fn chat_and_ack_have_stable_json_shapes() {
-        let chat =
-            Envelope::Chat { id: 7, from: "alice".into(), ts: 1_700_000_000_000, text: "hi 👋".into() };
+        let chat = Envelope::Chat {
+            id: 7,
+            from: "alice".into(),
+            ts: 1_700_000_000_000,
+            text: "hi 👋".into(),
+            private: false,
+        };
         assert_eq!(
             chat.to_json(),
             r#"{"type":"chat","id":7,"from":"alice","ts":1700000000000,"text":"hi 👋"}"#
         );
         assert_eq!(Envelope::parse(r#"{"type":"ack","id":7}"#).expect("parses"), Envelope::Ack { id: 7 });
+        let private = r#"{"type":"chat","id":8,"from":"alice","ts":1,"text":"psst","private":true}"#;
+        assert!(matches!(Envelope::parse(private), Ok(Envelope::Chat { private: true, .. })));
+        assert_eq!(Envelope::parse(private).expect("parses").to_json(), private);
     }
 }

@@ -88,8 +88,9 @@ fn command_input(line: String, line_no: u64) -> UserInput {
         Some(Command::Mute) => UserInput::Mute,
         Some(Command::Quit) => UserInput::Quit,
         Some(Command::Nick(name)) => UserInput::Rename(name),
+        Some(Command::Msg { to, text }) => UserInput::Private { to, text },
         Some(Command::Help | Command::Peers | Command::Clear) => UserInput::Invalid(format!(
-            "line {line_no}: {line} is for the interface; scripts can use /call, /hangup, /mute, /nick and /quit"
+            "line {line_no}: {line} is for the interface; scripts can use /msg, /call, /hangup, /mute, /nick and /quit"
         )),
         Some(Command::Unknown(why)) => UserInput::Invalid(format!("line {line_no}: {why}")),
     }
@@ -188,8 +189,9 @@ impl Frontend for Printer {
         match self.format {
             OutputFormat::Json => self.push_json(&JsonLine::from(notice)),
             OutputFormat::Text => match notice {
-                Notice::Message { from, text, .. } => {
-                    let line = format!("{}: {}\n", for_terminal(from), for_terminal(text));
+                Notice::Message { from, text, private, .. } => {
+                    let private = if *private { " (private)" } else { "" };
+                    let line = format!("{}{private}: {}\n", for_terminal(from), for_terminal(text));
                     self.pending.extend_from_slice(line.as_bytes());
                 }
                 other => {
@@ -291,6 +293,8 @@ fn describe(notice: &Notice) -> Option<String> {
 enum JsonLine<'a> {
     Sent {
         id: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        to: Option<&'a str>,
     },
     Renamed {
         name: &'a str,
@@ -301,6 +305,9 @@ enum JsonLine<'a> {
         peer: &'a str,
         ts: u64,
         text: &'a str,
+        /// Sent to us alone; left out when false.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        private: bool,
     },
     Delivered {
         id: u64,
@@ -410,10 +417,10 @@ enum JsonLine<'a> {
 impl<'a> From<&'a Notice> for JsonLine<'a> {
     fn from(notice: &'a Notice) -> Self {
         match notice {
-            Notice::Message { peer, from, id, ts, text } => {
-                Self::Message { id: *id, from, peer: &peer.0, ts: *ts, text }
+            Notice::Message { peer, from, id, ts, text, private } => {
+                Self::Message { id: *id, from, peer: &peer.0, ts: *ts, text, private: *private }
             }
-            Notice::Sent { id, .. } => Self::Sent { id: *id },
+            Notice::Sent { id, to, .. } => Self::Sent { id: *id, to: to.as_deref() },
             Notice::Renamed { name } => Self::Renamed { name },
             Notice::Delivered { id, peer, to, acked, of } => {
                 Self::Delivered { id: *id, peer: &peer.0, to, acked: *acked, of: *of }

@@ -8,7 +8,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use peertalk_signal::proto::PeerId;
+use peertalk_signal::proto::{self, ErrorCode, PeerId};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -25,11 +25,16 @@ use crate::signaling::{self, JoinError, Joined, Membership, RelayEvent};
 /// that a lossy path is still retransmitting.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(peer::CLOSE_FLUSH.as_secs() + 3);
 
+/// How many `name-N` alternatives a person whose name is taken is tried under.
+const NAME_ALTERNATIVES: u32 = 8;
+
 /// What the user did, as the front end reports it.
 #[derive(Debug)]
 pub enum UserInput {
     /// A message to send.
     Line(String),
+    /// A message for one member only.
+    Private { to: String, text: String },
     /// Input that cannot be sent, with the reason.
     Invalid(String),
     /// No more input will come (end of stdin).
@@ -77,10 +82,18 @@ pub async fn run(config: Config, ui: &mut impl Frontend) -> Outcome {
             return outcome;
         }
     };
-    let Joined { me, peers, outgoing, events: mut relay } = joined;
+    let (Joined { me, peers, outgoing, events: mut relay }, name) = joined;
+    if name != config.name {
+        let text = format!(
+            "the name {} is taken in room {}, so you are {name} here; /nick changes it",
+            config.name, config.room
+        );
+        let _ = ui.show(&Notice::Warning { text }).await;
+        let _ = ui.show(&Notice::Renamed { name: name.clone() }).await;
+    }
 
     let mut app = App::new(Settings {
-        name: config.name.clone(),
+        name,
         room: config.room.clone(),
         expect: config.expect,
         // A person at a terminal stays when a peer fails or leaves; a script gets an exit code.
@@ -88,6 +101,7 @@ pub async fn run(config: Config, ui: &mut impl Frontend) -> Outcome {
         relay_only: config.relay_only,
         call_at_start: config.call_at_start,
         audio_from_file: config.audio.input.is_some(),
+        to: config.to.clone(),
     });
     let (audio_tx, mut audio_rx) = mpsc::channel(64);
     let audio = match Audio::spawn(config.audio.clone(), audio_tx) {
@@ -129,6 +143,7 @@ pub async fn run(config: Config, ui: &mut impl Frontend) -> Outcome {
                 Some(event) = audio_rx.recv() => Event::Audio(event),
                 input = ui.next_input(), if input_open && (app.wants_input() || !ui.paced()) => match input {
                     UserInput::Line(text) => Event::Input { text, ts: now_ms() },
+                    UserInput::Private { to, text } => Event::Private { to, text, ts: now_ms() },
                     UserInput::Invalid(reason) => Event::InputInvalid { reason },
                     UserInput::Closed => { input_open = false; Event::InputClosed }
                     UserInput::Rename(name) => Event::Rename(name),
@@ -289,27 +304,43 @@ pub fn now_ms() -> u64 {
 
 /// Joins the room; with the default relay address and nothing listening, first starts a
 /// relay in this process.
-async fn connect(config: &Config, ui: &mut impl Frontend) -> Result<(Joined, Option<HostedRelay>), Outcome> {
+async fn connect(
+    config: &Config,
+    ui: &mut impl Frontend,
+) -> Result<((Joined, String), Option<HostedRelay>), Outcome> {
     let url = config.signal.url();
     // Reading the system's certificate store is wasted work for a plain ws:// relay.
     let tls = url.starts_with("wss://").then(|| signaling::client_tls(&config.extra_roots));
     let secret = config.room_secret.as_deref();
-    let join = || async {
-        match config.signal_protocol {
-            SignalProtocol::Peertalk => {
-                signaling::join(Membership {
-                    url: url.to_owned(),
-                    room: config.room.clone(),
-                    name: config.name.clone(),
-                    secret: secret.map(str::to_owned),
-                    tls: tls.clone(),
-                })
-                .await
-            }
-            SignalProtocol::Classic => {
-                classic::join(url, &config.room, &config.name, secret, tls.as_ref()).await
+    let join_as = |name: String| {
+        let tls = tls.clone();
+        async move {
+            match config.signal_protocol {
+                SignalProtocol::Peertalk => {
+                    let room = config.room.clone();
+                    let secret = secret.map(str::to_owned);
+                    signaling::join(Membership { url: url.to_owned(), room, name, secret, tls }).await
+                }
+                SignalProtocol::Classic => {
+                    classic::join(url, &config.room, &name, secret, tls.as_ref()).await
+                }
             }
         }
+    };
+    // A person whose name is taken in the room gets the first free `name-N`, and is told;
+    // a script is refused (exit 4), with the relay's suggestion.
+    let person = !ui.paced();
+    let join = || async {
+        let mut name = config.name.clone();
+        for n in 2..=NAME_ALTERNATIVES + 1 {
+            match join_as(name.clone()).await {
+                Err(JoinError::Refused { code: ErrorCode::NameTaken, .. }) if person => {
+                    name = proto::alternative_name(&config.name, n);
+                }
+                joined => return joined.map(|joined| (joined, name)),
+            }
+        }
+        join_as(name.clone()).await.map(|joined| (joined, name))
     };
     match (join().await, &config.signal) {
         (Ok(joined), _) => Ok((joined, None)),

@@ -105,3 +105,45 @@ async fn a_member_lost_mid_send_is_named_and_the_sender_exits_7_once_the_others_
         assert_eq!(got.texts(), ["who is still here?"]);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_script_whose_name_is_taken_is_refused_with_a_free_one_suggested() {
+    let relay = Relay::start().await;
+    let _bob = members(&relay, "names", &["bob"], &[]).await;
+    let done = Client::start(Some(&relay.url), "names", "BOB", &["--send", "hi"]).finish().await;
+    assert_eq!(done.code, Some(4), "{}", done.stderr);
+    assert!(
+        done.stderr.contains("(name-taken)") && done.stderr.contains(r#"such as "BOB-2""#),
+        "{}",
+        done.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn to_sends_a_private_message_to_one_member_only() {
+    let relay = Relay::start().await;
+    let trio = members(&relay, "p", &["ann", "bob", "cid"], &[]).await;
+    let dan = Client::start(
+        Some(&relay.url),
+        "p",
+        "dan",
+        &["--to", "bob", "--send", "just you", "--timeout", "20"],
+    );
+    let dan = dan.finish().await;
+    assert_eq!(dan.code, Some(0), "{}", dan.stderr);
+    assert_eq!(of_type(&dan.lines, "sent")[0]["to"], "bob");
+    let delivered: Vec<&Value> = of_type(&dan.lines, "delivered");
+    assert_eq!((delivered.len(), delivered[0]["to"].as_str()), (1, Some("bob")));
+    for (member, name) in trio.into_iter().zip(["ann", "bob", "cid"]) {
+        let done = member.finish().await;
+        let got = of_type(&done.lines, "message");
+        if name == "bob" {
+            assert_eq!(
+                (got.len(), got[0]["text"].as_str(), got[0]["private"].as_bool()),
+                (1, Some("just you"), Some(true))
+            );
+        } else {
+            assert!(got.is_empty(), "{name} must not see it: {got:?}");
+        }
+    }
+}

@@ -96,3 +96,24 @@ async fn two_clients_chat_in_tmux_and_quit_restores_the_terminal() {
     let alice = tmux.wait_for("alice", "EXITED 0");
     assert!(!alice.contains("#tui │"), "the interface is gone after Ctrl-C:\n{alice}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_person_whose_name_is_taken_joins_as_name_2_and_is_told() {
+    let relay = Relay::start().await;
+    let mut bob = common::Client::start(Some(&relay.url), "tui-names", "bob", &[]);
+    bob.expect_type("joined").await;
+    let tmux = Tmux::new("names");
+    let log = std::env::temp_dir().join(format!("peertalk-tui-names-{}.log", std::process::id()));
+    let command = format!(
+        "{} --room tui-names --name Bob --signal {} --log-file {}",
+        env!("CARGO_BIN_EXE_peertalk"),
+        relay.url,
+        log.display()
+    );
+    tmux.start("second", &command);
+    let screen = tmux.wait_for("second", "so you are Bob-2 here");
+    assert!(screen.contains("│ Bob-2 │"), "the status bar has the new name:\n{screen}");
+    assert_eq!(bob.connected().await["name"], "Bob-2", "the others see it too");
+    tmux.type_line("second", "/nick bob");
+    tmux.wait_for("second", "bob is already in this room");
+}

@@ -166,6 +166,8 @@ pub enum ErrorCode {
     Forbidden,
     /// A `resume` token that is not one a relay issues, or one sent after joining.
     BadResume,
+    /// Someone in the room already goes by that name (compared ignoring case).
+    NameTaken,
 }
 
 impl ErrorCode {
@@ -190,6 +192,7 @@ impl ErrorCode {
             Self::RateLimited => "rate-limited",
             Self::Forbidden => "forbidden",
             Self::BadResume => "bad-resume",
+            Self::NameTaken => "name-taken",
         }
     }
 }
@@ -395,6 +398,16 @@ pub fn validate_room(room: &str) -> Result<(), Refusal> {
         .map_err(|why| Refusal::new(ErrorCode::BadRoom, format!("The room name {why}.")))
 }
 
+/// `name-N`, shortened to fit the name limit: what a client that found its name taken
+/// may use instead.
+#[must_use]
+pub fn alternative_name(name: &str, n: u32) -> String {
+    let suffix = format!("-{n}");
+    let keep = MAX_NAME_CHARS.saturating_sub(suffix.chars().count());
+    let base: String = name.chars().take(keep).collect();
+    format!("{base}{suffix}")
+}
+
 /// Checks a display name, as [`validate_room`] does, up to [`MAX_NAME_CHARS`].
 pub fn validate_name(name: &str) -> Result<(), Refusal> {
     validate_label(name, MAX_NAME_CHARS)
@@ -552,5 +565,8 @@ mod tests {
         assert_eq!(validate_name("\u{202E}evil").expect_err("bidi").code, ErrorCode::BadName);
         assert!(validate_name(&"n".repeat(MAX_NAME_CHARS)).is_ok());
         assert!(validate_name(&"n".repeat(MAX_NAME_CHARS + 1)).is_err());
+        assert_eq!(alternative_name("bob", 2), "bob-2");
+        let long = alternative_name(&"n".repeat(MAX_NAME_CHARS), 12);
+        assert!(validate_name(&long).is_ok() && long.ends_with("n-12"), "{long}");
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use crate::proto::{ErrorCode, PeerId, PeerInfo, Refusal};
+use crate::proto::{self, ErrorCode, PeerId, PeerInfo, Refusal};
 
 /// Which endpoint a room was joined through. Rooms of the two never share members: a
 /// classic client could not read a peertalk message, nor the other way round.
@@ -62,6 +62,29 @@ impl Registry {
             ));
         }
         let key = (endpoint, room.to_owned());
+        // Classic connections have no names.
+        if endpoint == Endpoint::Main
+            && let Some(ids) = self.rooms.get(&key)
+        {
+            let taken = |candidate: &str| {
+                ids.iter().any(|other| {
+                    self.members.get(other).is_some_and(|m| m.name.to_lowercase() == candidate.to_lowercase())
+                })
+            };
+            if taken(name) {
+                let free = (2..100)
+                    .map(|n| proto::alternative_name(name, n))
+                    .find(|c| !taken(c))
+                    .unwrap_or_default();
+                return Err(Refusal::new(
+                    ErrorCode::NameTaken,
+                    format!(
+                        "The name {name:?} is already taken in room {room:?}; join under another, such as {free:?}."
+                    ),
+                ));
+            }
+        }
+        let member = self.members.get_mut(id).ok_or_else(not_connected)?;
         match self.rooms.get(&key) {
             Some(ids) if ids.len() >= self.max_peers_per_room => {
                 return Err(Refusal::new(
@@ -175,6 +198,20 @@ mod tests {
         let seen = r.join(&id("p3"), Endpoint::Main, "demo", "carol").expect("joins");
         let names: Vec<_> = seen.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["alice", "bob"]);
+    }
+
+    #[test]
+    fn a_name_is_unique_in_its_room_ignoring_case_and_a_free_one_is_suggested() {
+        let mut r = registry(&["p1", "p2", "p3", "p4", "p5"]);
+        r.join(&id("p1"), Endpoint::Main, "demo", "bob").expect("joins");
+        r.join(&id("p2"), Endpoint::Main, "demo", "bob-2").expect("joins");
+        let taken = r.join(&id("p3"), Endpoint::Main, "demo", "Bob").expect_err("taken");
+        assert_eq!(taken.code, ErrorCode::NameTaken);
+        assert!(taken.message.contains(r#"such as "Bob-3""#), "{}", taken.message);
+        r.join(&id("p3"), Endpoint::Main, "other", "bob").expect("another room");
+        r.disconnect(&id("p1"));
+        r.join(&id("p4"), Endpoint::Main, "demo", "bob").expect("free again once bob left");
+        r.join(&id("p5"), Endpoint::Classic, "demo", "").expect("classic connections have no names");
     }
 
     #[test]

@@ -57,13 +57,14 @@ function say(text, error = false) {
   });
 }
 
-function showMessage(from, ts, text, own) {
+function showMessage(from, ts, text, own, privately = false) {
   const attrs = { 'data-testid': 'message', 'data-from': from };
   if (own) attrs.class = 'own';
+  if (privately) attrs['data-private'] = 'true';
   return line(
     [
       ['time', time(ts)],
-      ['from', from],
+      ['from', privately ? `${from} (private)` : from],
       ['text', text, { 'data-testid': 'message-text' }],
       ['mark', ''],
     ],
@@ -227,7 +228,7 @@ function onRelayError(code, text) {
   }
   // A signal to a member who has just left: the race is normal and peer-left follows.
   if (code === 'unknown-peer') return;
-  if (!state.joined && (code === 'bad-room' || code === 'bad-name')) {
+  if (!state.joined && (code === 'bad-room' || code === 'bad-name' || code === 'name-taken')) {
     if (state.ws) state.ws.close();
     state.ws = null;
     showJoinForm();
@@ -420,7 +421,7 @@ function onEnvelope(peer, envelope) {
     if (envelope.id >= peer.nextId) {
       peer.nextId = envelope.id + 1;
       const ts = Number.isFinite(envelope.ts) ? envelope.ts : Date.now();
-      showMessage(String(envelope.from || peer.name), ts, envelope.text, false);
+      showMessage(String(envelope.from || peer.name), ts, envelope.text, false, envelope.private === true);
     }
   } else if (envelope.type === 'ack') {
     const out = state.outbox.get(envelope.id);

@@ -128,6 +128,7 @@ mod tests {
             relay_only: false,
             call_at_start,
             audio_from_file,
+            to: None,
         })
     }
 

@@ -90,6 +90,12 @@ pub enum Event {
     },
     /// No more input will come.
     InputClosed,
+    /// A message for one member only (`/msg NAME TEXT`).
+    Private {
+        to: String,
+        text: String,
+        ts: u64,
+    },
     /// The user wants to be called something else from now on.
     Rename(String),
     /// `/call`: send our audio to the peers.
@@ -158,12 +164,16 @@ pub enum Notice {
         id: u64,
         ts: u64,
         text: String,
+        /// Sent to us alone.
+        private: bool,
     },
-    /// Our own message, accepted for sending under `id`.
+    /// Our own message, accepted for sending under `id`; `to` the one member it is for,
+    /// when it is private.
     Sent {
         id: u64,
         ts: u64,
         text: String,
+        to: Option<String>,
     },
     /// We are now called `name`.
     Renamed {
@@ -263,6 +273,8 @@ pub struct Settings {
     pub call_at_start: bool,
     /// The call sends a file (`--audio-in`): a script is not done until it has been sent.
     pub audio_from_file: bool,
+    /// Every message goes to the member of this name only (`--to`).
+    pub to: Option<String>,
 }
 
 #[derive(Debug)]
@@ -313,6 +325,8 @@ struct Outgoing {
     sent_to: BTreeSet<PeerId>,
     /// False until it goes out to somebody: until then, members who join get it too.
     sent: bool,
+    /// The one member it is for, by name, when it is private.
+    for_name: Option<String>,
     delivered: Vec<String>,
     transmitted: Vec<String>,
     missed: Vec<String>,
@@ -457,13 +471,26 @@ impl App {
                 }
             }
             Event::Peer { id, event } => self.on_peer(id, event, &mut fx),
-            Event::Input { text, ts } => self.on_input(text, ts, &mut fx),
+            Event::Input { text, ts } => {
+                let to = self.settings.to.clone();
+                self.on_input(text, ts, to, &mut fx);
+            }
+            Event::Private { to, text, ts } => self.on_input(text, ts, Some(to), &mut fx),
             Event::InputInvalid { reason } => {
                 self.rejected += 1;
                 fx.push(Effect::Show(Notice::InputRejected { reason }));
             }
             Event::InputClosed => self.input_closed = true,
             Event::Rename(name) => match peertalk_signal::proto::validate_name(&name) {
+                Ok(()) if self.name_in_use(&name) => {
+                    let free = (2..100)
+                        .map(|n| peertalk_signal::proto::alternative_name(&name, n))
+                        .find(|c| !self.name_in_use(c))
+                        .unwrap_or_default();
+                    let text =
+                        format!("{name} is already in this room; names are unique here (try /nick {free})");
+                    fx.push(Effect::Show(Notice::Warning { text }));
+                }
                 Ok(()) => {
                     self.settings.name.clone_from(&name);
                     fx.push(Effect::Show(Notice::Renamed { name }));
@@ -481,6 +508,12 @@ impl App {
         }
         self.check_done(&mut fx);
         fx
+    }
+
+    /// Whether a member of the room goes by `name` (ignoring case, as the relay compares).
+    fn name_in_use(&self, name: &str) -> bool {
+        let name = name.to_lowercase();
+        self.peers.values().any(|p| p.in_room && p.name.to_lowercase() == name)
     }
 
     fn on_welcome(&mut self, me: PeerId, peers: Vec<PeerInfo>, fx: &mut Vec<Effect>) {
@@ -686,13 +719,20 @@ impl App {
     fn on_envelope(&mut self, id: &PeerId, text: &str, fx: &mut Vec<Effect>) {
         let Some(peer) = self.peers.get_mut(id) else { return };
         match Envelope::parse(text) {
-            Ok(Envelope::Chat { id: msg_id, from, ts, text }) => {
+            Ok(Envelope::Chat { id: msg_id, from, ts, text, private }) => {
                 let ack: Arc<str> = Envelope::Ack { id: msg_id }.to_json().into();
                 fx.push(Effect::Peer { id: id.clone(), command: PeerCommand::Send(ack) });
                 if msg_id >= peer.next_id {
                     peer.next_id = msg_id + 1;
                     self.received += 1;
-                    fx.push(Effect::Show(Notice::Message { peer: id.clone(), from, id: msg_id, ts, text }));
+                    fx.push(Effect::Show(Notice::Message {
+                        peer: id.clone(),
+                        from,
+                        id: msg_id,
+                        ts,
+                        text,
+                        private,
+                    }));
                 }
             }
             Ok(Envelope::Ack { id: msg_id }) => {
@@ -726,11 +766,34 @@ impl App {
         peer.next_id += 1;
         self.received += 1;
         let from = peer.name.clone();
-        fx.push(Effect::Show(Notice::Message { peer: id.clone(), from, id: msg_id, ts: at_ms, text }));
+        fx.push(Effect::Show(Notice::Message {
+            peer: id.clone(),
+            from,
+            id: msg_id,
+            ts: at_ms,
+            text,
+            private: false,
+        }));
     }
 
-    fn on_input(&mut self, text: String, ts: u64, fx: &mut Vec<Effect>) {
-        let envelope = Envelope::Chat { id: self.next_id, from: self.settings.name.clone(), ts, text };
+    /// A message typed: for every member, or for the member called `to` alone.
+    fn on_input(&mut self, text: String, ts: u64, to: Option<String>, fx: &mut Vec<Effect>) {
+        let wanted = to.as_ref().map(|name| name.to_lowercase());
+        let present = |p: &Peer| p.in_room && p.link != Link::Gone && !p.speculative;
+        let is_target = |p: &Peer| wanted.as_ref().is_none_or(|name| p.name.to_lowercase() == *name);
+        // A person is told at once; a script's message waits for that member to join.
+        if let Some(name) = &to
+            && !self.settings.strict
+            && !self.peers.values().any(|p| present(p) && is_target(p))
+        {
+            fx.push(Effect::Show(Notice::InputRejected {
+                reason: format!("nobody called {name} is in this room (/peers lists who is)"),
+            }));
+            return;
+        }
+        let private = to.is_some();
+        let envelope =
+            Envelope::Chat { id: self.next_id, from: self.settings.name.clone(), ts, text, private };
         let payload = envelope.to_json();
         if payload.len() > MAX_ENVELOPE_BYTES {
             self.rejected += 1;
@@ -746,12 +809,8 @@ impl App {
         self.next_id += 1;
         let payload: Arc<str> = payload.into();
         // Every member in the room: now if its channel is open, else once it opens.
-        let members: BTreeSet<PeerId> = self
-            .peers
-            .iter()
-            .filter(|(_, p)| p.in_room && p.link != Link::Gone && !p.speculative)
-            .map(|(id, _)| id.clone())
-            .collect();
+        let members: BTreeSet<PeerId> =
+            self.peers.iter().filter(|(_, p)| present(p) && is_target(p)).map(|(id, _)| id.clone()).collect();
         let open: Vec<PeerId> =
             members.iter().filter(|id| self.peers[*id].link == Link::Open).cloned().collect();
         let out = Outgoing {
@@ -759,6 +818,7 @@ impl App {
             awaiting: members,
             sent_to: BTreeSet::new(),
             sent: false,
+            for_name: to.clone(),
             delivered: Vec::new(),
             transmitted: Vec::new(),
             missed: Vec::new(),
@@ -766,7 +826,7 @@ impl App {
         self.in_flight_bytes += out.payload.len();
         self.outbox.insert(id, out);
         if let Envelope::Chat { text, .. } = envelope {
-            fx.push(Effect::Show(Notice::Sent { id, ts, text }));
+            fx.push(Effect::Show(Notice::Sent { id, ts, text, to }));
         }
         for target in open {
             self.send_one(id, target, fx);
@@ -775,8 +835,11 @@ impl App {
 
     /// A member who joined before a message went out to anybody gets it too.
     fn include_in_unsent(&mut self, id: &PeerId) {
+        let Some(name) = self.peers.get(id).map(|p| p.name.to_lowercase()) else { return };
         for out in self.outbox.values_mut().filter(|out| !out.sent) {
-            out.awaiting.insert(id.clone());
+            if out.for_name.as_ref().is_none_or(|n| n.to_lowercase() == name) {
+                out.awaiting.insert(id.clone());
+            }
         }
     }
 
@@ -949,6 +1012,7 @@ mod tests {
             relay_only: false,
             call_at_start: false,
             audio_from_file: false,
+            to: None,
         })
     }
 
@@ -1080,7 +1144,8 @@ mod tests {
             from: "browser".into(),
             id: 1,
             ts: 7,
-            text: "hi".into()
+            text: "hi".into(),
+            private: false
         })));
         a.update(Event::InputClosed);
         let fx = a.update(Event::Peer { id: pid("browser"), event: PeerEvent::Drained(1) });
@@ -1090,6 +1155,59 @@ mod tests {
             to: "browser".into()
         })));
         assert_eq!(exit(&fx), Some(&Outcome::Done));
+    }
+
+    #[test]
+    fn a_private_message_goes_to_its_member_only_and_says_so() {
+        let mut a = app(None);
+        connected(&mut a, "p1", "bob");
+        connected(&mut a, "p2", "carol");
+        let fx = a.update(Event::Private { to: "Carol".into(), text: "psst".into(), ts: 1 });
+        let sent = sends(&fx);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].0, pid("p2"));
+        assert!(sent[0].1.contains(r#""private":true"#), "{}", sent[0].1);
+        assert!(fx.contains(&Effect::Show(Notice::Sent {
+            id: 1,
+            ts: 1,
+            text: "psst".into(),
+            to: Some("Carol".into())
+        })));
+        let chat = r#"{"type":"chat","id":1,"from":"carol","ts":2,"text":"ok","private":true}"#;
+        let fx = a.update(Event::Peer { id: pid("p2"), event: PeerEvent::Message(chat.into()) });
+        assert!(fx.iter().any(|e| matches!(e, Effect::Show(Notice::Message { private: true, .. }))));
+    }
+
+    #[test]
+    fn a_private_message_to_nobody_here_is_refused_for_a_person_and_waits_for_a_script() {
+        let mut person = app(None);
+        person.settings.strict = false;
+        let fx = person.update(Event::Private { to: "dave".into(), text: "hi".into(), ts: 1 });
+        assert!(
+            matches!(&fx[..], [Effect::Show(Notice::InputRejected { reason })] if reason.contains("nobody called dave"))
+        );
+
+        let mut script = app(None);
+        script.update(Event::Welcome { me: pid("me"), peers: vec![info("p1", "bob")] });
+        script.update(Event::Private { to: "dave".into(), text: "when you come".into(), ts: 1 });
+        script.update(Event::PeerJoined { peer: info("p2", "dave"), offer: false, page: false });
+        let fx = script.update(Event::Peer { id: pid("p1"), event: PeerEvent::Open { plain: false } });
+        assert!(sends(&fx).is_empty(), "not for bob");
+        let fx = script.update(Event::Peer { id: pid("p2"), event: PeerEvent::Open { plain: false } });
+        assert_eq!(sends(&fx).len(), 1, "dave gets it once he is here");
+    }
+
+    #[test]
+    fn nick_refuses_a_name_another_member_has() {
+        let mut a = app(None);
+        connected(&mut a, "p1", "bob");
+        let fx = a.update(Event::Rename("BOB".into()));
+        assert!(
+            matches!(&fx[..], [Effect::Show(Notice::Warning { text })] if text.contains("try /nick BOB-2")),
+            "{fx:?}"
+        );
+        let fx = a.update(Event::Rename("robert".into()));
+        assert_eq!(fx, [Effect::Show(Notice::Renamed { name: "robert".into() })]);
     }
 
     #[test]

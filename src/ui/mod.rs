@@ -83,6 +83,7 @@ impl Tui {
         match command {
             Command::Quit => return Some(UserInput::Quit),
             Command::Nick(name) => return Some(UserInput::Rename(name)),
+            Command::Msg { to, text } => return Some(UserInput::Private { to, text }),
             Command::Call => return Some(UserInput::Call),
             Command::Hangup => return Some(UserInput::Hangup),
             Command::Mute => return Some(UserInput::Mute),

@@ -343,6 +343,7 @@ mod tests {
             id,
             ts: T0 + 60_000,
             text: text.into(),
+            private: false,
         };
         v.apply(&said(1, "안녕하세요! 오늘 회의는 세 시에 시작합니다. 늦지 마세요 🙏"), T0);
         v.apply(
@@ -350,11 +351,12 @@ mod tests {
                 id: 1,
                 ts: T0 + 120_000,
                 text: "네, 알겠습니다 👍 I'll bring the 🍰 and the slides for the quarterly review".into(),
+                to: None,
             },
             T0,
         );
         v.apply(&Notice::Delivered { id: 1, peer: pid("p1"), to: "bob".into(), acked: 1, of: 1 }, T0);
-        v.apply(&Notice::Sent { id: 2, ts: T0 + 180_000, text: "one more thing".into() }, T0);
+        v.apply(&Notice::Sent { id: 2, ts: T0 + 180_000, text: "one more thing".into(), to: None }, T0);
         v.apply(&said(2, "\u{1b}[31mno colours from peers\u{7}"), T0);
         v.rtt_ms = Some(0.4);
         v
@@ -392,6 +394,7 @@ mod tests {
                     id: 10 + i,
                     ts: T0,
                     text: format!("backlog {i}"),
+                    private: false,
                 },
                 T0,
             );
@@ -404,6 +407,7 @@ mod tests {
                 id: 30,
                 ts: T0,
                 text: "new while away".into(),
+                private: false,
             },
             T0,
         );

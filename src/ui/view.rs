@@ -174,12 +174,16 @@ impl View {
                 };
                 if *state == LinkState::Failed { error(text) } else { info(text) }
             }
-            Notice::Message { from, ts, text, .. } => {
-                Entry::Chat { ts: *ts, from: from.clone(), text: text.clone(), own: None }
+            Notice::Message { from, ts, text, private, .. } => {
+                let from = if *private { format!("{from} (private)") } else { from.clone() };
+                Entry::Chat { ts: *ts, from, text: text.clone(), own: None }
             }
-            Notice::Sent { id, ts, text } => Entry::Chat {
+            Notice::Sent { id, ts, text, to } => Entry::Chat {
                 ts: *ts,
-                from: self.name.clone(),
+                from: match to {
+                    Some(to) => format!("{} → {to} (private)", self.name),
+                    None => self.name.clone(),
+                },
                 text: text.clone(),
                 own: Some((*id, Delivery::Sent)),
             },
@@ -342,7 +346,7 @@ mod tests {
     #[test]
     fn own_messages_go_from_sent_to_delivered_member_by_member() {
         let mut v = View::new("demo", "alice");
-        v.apply(&Notice::Sent { id: 1, ts: 0, text: "hi".into() }, 0);
+        v.apply(&Notice::Sent { id: 1, ts: 0, text: "hi".into(), to: None }, 0);
         v.apply(&Notice::Delivered { id: 1, peer: pid("p1"), to: "bob".into(), acked: 1, of: 2 }, 0);
         assert!(matches!(&v.entries[0], Entry::Chat { own: Some((1, Delivery::Partial(1, 2))), .. }));
         v.apply(&Notice::Delivered { id: 1, peer: pid("p2"), to: "carol".into(), acked: 2, of: 2 }, 0);
@@ -352,8 +356,8 @@ mod tests {
     #[test]
     fn undelivered_messages_are_said_and_marked_once_settled() {
         let mut v = View::new("demo", "alice");
-        v.apply(&Notice::Sent { id: 1, ts: 0, text: "hi".into() }, 0);
-        v.apply(&Notice::Sent { id: 2, ts: 0, text: "all?".into() }, 0);
+        v.apply(&Notice::Sent { id: 1, ts: 0, text: "hi".into(), to: None }, 0);
+        v.apply(&Notice::Sent { id: 2, ts: 0, text: "all?".into(), to: None }, 0);
         v.apply(&Notice::Undelivered { ids: vec![1, 2], peer: pid("p1"), to: "bob".into() }, 0);
         assert!(matches!(&v.entries[2], Entry::System { tone: Tone::Error, .. }));
         let settled = |id, delivered: &[&str]| Notice::Settled {
@@ -372,7 +376,14 @@ mod tests {
     fn messages_arriving_while_scrolled_up_are_counted_until_back_at_the_bottom() {
         let mut v = View::new("demo", "alice");
         v.scroll_by(5);
-        let msg = Notice::Message { peer: pid("p1"), from: "bob".into(), id: 1, ts: 0, text: "x".into() };
+        let msg = Notice::Message {
+            peer: pid("p1"),
+            from: "bob".into(),
+            id: 1,
+            ts: 0,
+            text: "x".into(),
+            private: false,
+        };
         v.apply(&msg, 0);
         v.apply(&msg, 0);
         assert_eq!(v.unseen, 2);
