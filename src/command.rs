@@ -12,6 +12,9 @@ pub enum Command {
         text: String,
     },
     Peers,
+    Members,
+    /// Who has our message (this id, or the last one).
+    Info(Option<u64>),
     Clear,
     Call,
     Hangup,
@@ -56,6 +59,25 @@ const COMMANDS: &[Spec] = &[
         help: "list the peers and their connections",
         parse: |_| Ok(Command::Peers),
     },
+    Spec {
+        name: "members",
+        args: "",
+        help: "show or hide the members panel (also F2)",
+        parse: |_| Ok(Command::Members),
+    },
+    Spec {
+        name: "info",
+        args: "[ID]",
+        help: "who has your last message (or message ID)",
+        parse: |args| match args.trim() {
+            "" => Ok(Command::Info(None)),
+            id => id
+                .trim_start_matches('#')
+                .parse()
+                .map(|id| Command::Info(Some(id)))
+                .map_err(|_| format!("/info takes a message number, e.g. /info 3, not {id:?}")),
+        },
+    },
     Spec { name: "clear", args: "", help: "clear the conversation on screen", parse: |_| Ok(Command::Clear) },
     Spec {
         name: "call",
@@ -96,7 +118,10 @@ pub fn help() -> Vec<String> {
             if c.args.is_empty() { format!("/{}", c.name) } else { format!("/{} {}", c.name, c.args) };
         format!("  {usage:<12} {}", c.help)
     }));
-    lines.push("  keys: PageUp/PageDown scroll, Up/Down history, Alt-Enter new line, Ctrl-C quit".to_owned());
+    lines.push(
+        "  keys: PageUp/PageDown scroll, Up/Down history, Alt-Enter new line, F2 members, Ctrl-C quit"
+            .to_owned(),
+    );
     lines
 }
 
@@ -115,6 +140,8 @@ mod tests {
         assert_eq!(parse("/help"), Some(Command::Help));
         assert_eq!(parse("/nick  bob "), Some(Command::Nick("bob".into())));
         assert_eq!(parse("/quit"), Some(Command::Quit));
+        assert_eq!(parse("/info"), Some(Command::Info(None)));
+        assert_eq!(parse("/info 3"), Some(Command::Info(Some(3))));
         assert_eq!(
             parse("/msg bob  see you"),
             Some(Command::Msg { to: "bob".into(), text: "see you".into() })

@@ -89,9 +89,11 @@ fn command_input(line: String, line_no: u64) -> UserInput {
         Some(Command::Quit) => UserInput::Quit,
         Some(Command::Nick(name)) => UserInput::Rename(name),
         Some(Command::Msg { to, text }) => UserInput::Private { to, text },
-        Some(Command::Help | Command::Peers | Command::Clear) => UserInput::Invalid(format!(
-            "line {line_no}: {line} is for the interface; scripts can use /msg, /call, /hangup, /mute, /nick and /quit"
-        )),
+        Some(Command::Help | Command::Peers | Command::Members | Command::Info(_) | Command::Clear) => {
+            UserInput::Invalid(format!(
+                "line {line_no}: {line} is for the interface; scripts can use /msg, /call, /hangup, /mute, /nick and /quit"
+            ))
+        }
         Some(Command::Unknown(why)) => UserInput::Invalid(format!("line {line_no}: {why}")),
     }
 }

@@ -67,7 +67,7 @@ async fn bad_arguments_exit_2_with_the_fix() {
 async fn help_documents_the_exit_codes() {
     let (code, help) = Client::spawn(&["--help"], Stdio::null()).finish_text().await;
     assert_eq!(code, Some(0));
-    for needle in ["Exit codes:", "3  relay unreachable", "7  a peer left"] {
+    for needle in ["Exit codes:", "3  relay unreachable", "7  a member left", "In a room of several"] {
         assert!(help.contains(needle), "--help lacks {needle:?}:\n{help}");
     }
 }

@@ -18,6 +18,8 @@ pub enum Action {
     Page(isize),
     /// Ctrl-C, or Ctrl-D on an empty line.
     Quit,
+    /// F2: show or hide the members panel.
+    TogglePanel,
 }
 
 /// The line being typed, with a cursor that counts characters.
@@ -99,6 +101,7 @@ impl Editor {
             KeyCode::End => self.cursor = self.text.len(),
             KeyCode::Up => self.recall_older(),
             KeyCode::Down => self.recall_newer(),
+            KeyCode::F(2) => return Action::TogglePanel,
             KeyCode::PageUp => return Action::Page(1),
             KeyCode::PageDown => return Action::Page(-1),
             _ => {}

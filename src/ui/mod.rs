@@ -106,6 +106,11 @@ impl Tui {
                 lines.into_iter().for_each(|line| self.say(line, Tone::Info));
             }
             Command::Clear => self.view.clear(),
+            Command::Members => self.view.panel = !self.view.panel,
+            Command::Info(id) => {
+                let line = self.view.receipt(id);
+                self.say(line, Tone::Info);
+            }
             Command::Unknown(why) => {
                 self.say(why, Tone::Error);
                 command::help().into_iter().for_each(|line| self.say(line, Tone::Info));
@@ -132,6 +137,10 @@ impl Frontend for Tui {
                 TermEvent::Key(key) => match self.editor.key(key) {
                     Action::None => {}
                     Action::Quit => return UserInput::Quit,
+                    Action::TogglePanel => {
+                        self.view.panel = !self.view.panel;
+                        self.dirty = true;
+                    }
                     Action::Page(pages) => self.scroll(pages * self.page()),
                     Action::Submit(line) => match command::parse(&line) {
                         None => {

@@ -25,9 +25,63 @@ pub fn draw(frame: &mut Frame, view: &View, editor: &Editor, utc_offset_secs: i3
     let [messages, status, input] =
         Layout::vertical([Constraint::Min(1), Constraint::Length(1), Constraint::Length(1)])
             .areas(frame.area());
+    let messages = if view.panel && messages.width >= MIN_WIDTH_FOR_PANEL {
+        let [messages, panel] =
+            Layout::horizontal([Constraint::Min(1), Constraint::Length(PANEL_WIDTH)]).areas(messages);
+        frame.render_widget(Paragraph::new(members_panel(view)), panel);
+        messages
+    } else {
+        messages
+    };
     draw_messages(frame, messages, view, utc_offset_secs);
     frame.render_widget(Paragraph::new(status_line(view, status.width as usize)), status);
     draw_input(frame, input, editor);
+}
+
+/// The members panel's width, and the narrowest screen that still shows it.
+const PANEL_WIDTH: u16 = 30;
+const MIN_WIDTH_FOR_PANEL: u16 = 60;
+
+/// One or two lines per member: name and state, then path, round trip and audio.
+fn members_panel(view: &View) -> Vec<Line<'static>> {
+    let dim = Style::new().fg(Color::DarkGray);
+    let mut lines = vec![Line::from(Span::styled(format!("│ members ({})", view.peers.len()), dim))];
+    if view.peers.is_empty() {
+        lines.push(Line::from(Span::styled("│ nobody else is here", dim)));
+    }
+    for peer in view.peers.values() {
+        let (state, colour) = state_label(peer.state);
+        let state = if state.is_empty() { "connected" } else { state.trim_start() };
+        lines.push(Line::from(vec![
+            Span::styled("│ ", dim),
+            Span::styled(for_terminal(&peer.name), Style::new().add_modifier(Modifier::BOLD)),
+            Span::styled(format!(" {state}"), Style::new().fg(colour)),
+        ]));
+        let mut detail = Vec::new();
+        if let Some(path) = &peer.path {
+            detail.push(format!("{} {}", path.kind(), path.protocol));
+            if let Some(rtt) = path.rtt_ms {
+                detail.push(format!("rtt {rtt:.1} ms"));
+            }
+        }
+        if let Some(dbfs) = peer.audio {
+            detail.push(format!("♪{}", meter(dbfs)));
+        }
+        if !detail.is_empty() {
+            lines.push(Line::from(Span::styled(format!("│   {}", detail.join(", ")), dim)));
+        }
+    }
+    lines
+}
+
+fn state_label(state: LinkState) -> (&'static str, Color) {
+    match state {
+        LinkState::Connected => ("", Color::LightGreen),
+        LinkState::New | LinkState::Connecting => (" connecting", Color::Yellow),
+        LinkState::Disconnected => (" disconnected", Color::Yellow),
+        LinkState::Failed => (" failed", Color::LightRed),
+        LinkState::Closed => (" closed", Color::Gray),
+    }
 }
 
 /// How far up the conversation can scroll at this size.
@@ -209,40 +263,68 @@ fn status_line(view: &View, width: usize) -> Line<'static> {
         spans.push(sep.clone());
         spans.push(Span::styled("no peers", bar));
     }
+    let mut each = Vec::new();
     for peer in view.peers.values() {
-        spans.push(sep.clone());
-        let (state, colour) = match peer.state {
-            LinkState::Connected => ("", Color::LightGreen),
-            LinkState::New | LinkState::Connecting => (" connecting", Color::Yellow),
-            LinkState::Disconnected => (" disconnected", Color::Yellow),
-            LinkState::Failed => (" failed", Color::LightRed),
-            LinkState::Closed => (" closed", Color::Gray),
-        };
+        each.push(sep.clone());
+        let (state, colour) = state_label(peer.state);
         let path = match (&peer.path, peer.state) {
             (Some(p), LinkState::Connected) => format!(" ({})", p.kind()),
             _ => String::new(),
         };
-        spans.push(Span::styled(format!("{}{state}{path}", for_terminal(&peer.name)), bar.fg(colour)));
+        each.push(Span::styled(format!("{}{state}{path}", for_terminal(&peer.name)), bar.fg(colour)));
         if let Some(dbfs) = peer.audio {
-            spans.push(Span::styled(format!(" ♪{}", meter(dbfs)), bar.fg(Color::LightCyan)));
+            each.push(Span::styled(format!(" ♪{}", meter(dbfs)), bar.fg(Color::LightCyan)));
         }
     }
+    let mut tail = Vec::new();
     if let Some(call) = view.call {
-        spans.push(sep.clone());
+        tail.push(sep.clone());
         let (text, colour) = match (call, view.muted) {
             (CallBar::Calling, _) => ("call: calling", Color::Yellow),
             (CallBar::Live, false) => ("call: live", Color::LightGreen),
             (CallBar::Live, true) => ("call: muted", Color::LightRed),
         };
-        spans.push(Span::styled(text, bar.fg(colour)));
+        tail.push(Span::styled(text, bar.fg(colour)));
     }
     if let Some(rtt) = view.rtt_ms {
-        spans.push(sep);
-        spans.push(Span::styled(format!("rtt {rtt:.1} ms"), bar));
+        tail.push(sep.clone());
+        tail.push(Span::styled(format!("rtt {rtt:.1} ms"), bar));
     }
+    // Each member by name while they fit (one always is); in a larger room, counts (F2
+    // lists them).
+    let width_of = |spans: &[Span<'_>]| spans.iter().map(Span::width).sum::<usize>();
+    if view.peers.len() <= 1 || width_of(&spans) + width_of(&each) + width_of(&tail) <= width {
+        spans.extend(each);
+    } else if !view.peers.is_empty() {
+        spans.push(sep.clone());
+        spans.extend(peer_counts(view, bar));
+    }
+    spans.extend(tail);
     let used: usize = spans.iter().map(|s| s.width()).sum();
     spans.push(Span::styled(" ".repeat(width.saturating_sub(used)), bar));
     Line::from(spans)
+}
+
+/// "7 members: 6 ok, 1 connecting ♪2 (F2)", coloured by state.
+fn peer_counts(view: &View, bar: Style) -> Vec<Span<'static>> {
+    let count = |pred: fn(LinkState) -> bool| view.peers.values().filter(|p| pred(p.state)).count();
+    let ok = count(|s| s == LinkState::Connected);
+    let waiting = count(|s| matches!(s, LinkState::New | LinkState::Connecting | LinkState::Disconnected));
+    let failed = count(|s| matches!(s, LinkState::Failed | LinkState::Closed));
+    let mut spans = vec![Span::styled(format!("{} members: ", view.peers.len()), bar)];
+    spans.push(Span::styled(format!("{ok} ok"), bar.fg(Color::LightGreen)));
+    if waiting > 0 {
+        spans.push(Span::styled(format!(", {waiting} connecting"), bar.fg(Color::Yellow)));
+    }
+    if failed > 0 {
+        spans.push(Span::styled(format!(", {failed} failed"), bar.fg(Color::LightRed)));
+    }
+    let audio = view.peers.values().filter(|p| p.audio.is_some()).count();
+    if audio > 0 {
+        spans.push(Span::styled(format!(" ♪{audio}"), bar.fg(Color::LightCyan)));
+    }
+    spans.push(Span::styled(" (F2)", bar));
+    spans
 }
 
 /// A level in dBFS as five cells, from -60 dBFS (empty) to 0 (full).
@@ -504,5 +586,31 @@ mod tests {
         let mut terminal = Terminal::new(TestBackend::new(30, 5)).expect("test terminal");
         terminal.draw(|frame| draw(frame, &View::new("r", "a"), &editor, 0)).expect("draw");
         assert_eq!(terminal.get_cursor_position().expect("cursor"), Position::new(2 + 6, 4));
+    }
+
+    #[test]
+    fn eight_members_fit_the_status_bar_at_80_columns_and_the_panel_lists_them() {
+        let mut v = View::new("team", "alice");
+        let peers =
+            (1..=7).map(|i| PeerInfo { id: pid(&format!("p{i}")), name: format!("member{i}") }).collect();
+        v.apply(&Notice::Joined { room: "team".into(), me: pid("me"), peers }, T0);
+        for i in 1..=6 {
+            let path = Some(Path { rtt_ms: Some(0.3), ..host_path() });
+            v.apply(
+                &Notice::Connected {
+                    peer: pid(&format!("p{i}")),
+                    name: format!("member{i}"),
+                    path,
+                    plain: false,
+                },
+                T0,
+            );
+        }
+        v.rtt_ms = Some(0.4);
+        let bar: String = status_line(&v, 80).spans.iter().map(|s| s.content.as_ref()).collect();
+        assert_eq!(bar.chars().count(), 80, "{bar}");
+        assert!(bar.contains("│ 7 members: 6 ok, 1 connecting (F2) │ rtt 0.4 ms"), "{bar}");
+        v.panel = true;
+        insta::assert_snapshot!(screen(&v, &Editor::default(), 80, 18));
     }
 }

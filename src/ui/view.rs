@@ -88,6 +88,21 @@ pub struct View {
     /// Our call, if we are in one.
     pub call: Option<CallBar>,
     pub muted: bool,
+    /// The members panel is shown (F2 or /members).
+    pub panel: bool,
+    /// Who has each of our recent messages, for `/info`.
+    receipts: BTreeMap<u64, Receipt>,
+}
+
+/// Who has one of our messages.
+#[derive(Debug, Default, Clone)]
+struct Receipt {
+    acked: Vec<String>,
+    transmitted: Vec<String>,
+    missed: Vec<String>,
+    /// Members it is for, once one has acknowledged it.
+    of: Option<usize>,
+    settled: bool,
 }
 
 impl View {
@@ -105,6 +120,8 @@ impl View {
             rtt_ms: None,
             call: None,
             muted: false,
+            panel: false,
+            receipts: BTreeMap::new(),
         }
     }
 
@@ -187,7 +204,10 @@ impl View {
                 text: text.clone(),
                 own: Some((*id, Delivery::Sent)),
             },
-            Notice::Delivered { id, acked, of, .. } => {
+            Notice::Delivered { id, acked, of, to, .. } => {
+                let receipt = self.receipts.entry(*id).or_default();
+                receipt.acked.push(to.clone());
+                receipt.of = Some(*of);
                 self.mark(
                     *id,
                     if acked == of { Delivery::Delivered } else { Delivery::Partial(*acked, *of) },
@@ -195,6 +215,7 @@ impl View {
                 return;
             }
             Notice::Settled { id, delivered, transmitted, missed } if !missed.is_empty() => {
+                self.settle_receipt(*id, delivered, transmitted, missed);
                 let reached = delivered.len() + transmitted.len();
                 let total = reached + missed.len();
                 self.mark(
@@ -203,8 +224,12 @@ impl View {
                 );
                 return;
             }
-            Notice::Settled { .. } => return,
-            Notice::Transmitted { id, .. } => {
+            Notice::Settled { id, delivered, transmitted, missed } => {
+                self.settle_receipt(*id, delivered, transmitted, missed);
+                return;
+            }
+            Notice::Transmitted { id, to, .. } => {
+                self.receipts.entry(*id).or_default().transmitted.push(to.clone());
                 self.mark(*id, Delivery::Transmitted);
                 return;
             }
@@ -319,6 +344,48 @@ impl View {
         }
     }
 
+    fn settle_receipt(&mut self, id: u64, delivered: &[String], transmitted: &[String], missed: &[String]) {
+        let receipt = self.receipts.entry(id).or_default();
+        receipt.acked = delivered.to_vec();
+        receipt.transmitted = transmitted.to_vec();
+        receipt.missed = missed.to_vec();
+        receipt.of = Some(delivered.len() + transmitted.len() + missed.len());
+        receipt.settled = true;
+        while self.receipts.len() > SCROLLBACK {
+            self.receipts.pop_first();
+        }
+    }
+
+    /// A sentence on who has our message `id` (the last one when `None`), for `/info`.
+    #[must_use]
+    pub fn receipt(&self, id: Option<u64>) -> String {
+        let last = self.entries.iter().rev().find_map(|e| match e {
+            Entry::Chat { own: Some((id, _)), .. } => Some(*id),
+            _ => None,
+        });
+        let Some(id) = id.or(last) else { return "you have sent nothing yet".to_owned() };
+        let Some(receipt) = self.receipts.get(&id) else {
+            return format!("message {id}: nobody has acknowledged it yet");
+        };
+        let mut parts = Vec::new();
+        if !receipt.acked.is_empty() {
+            parts.push(format!("acknowledged by {}", receipt.acked.join(", ")));
+        }
+        if !receipt.transmitted.is_empty() {
+            parts
+                .push(format!("sent to {} (pages send no acknowledgements)", receipt.transmitted.join(", ")));
+        }
+        if !receipt.missed.is_empty() {
+            parts.push(format!("missed by {}, who went away first", receipt.missed.join(", ")));
+        }
+        let accounted = receipt.acked.len() + receipt.transmitted.len() + receipt.missed.len();
+        let waiting = receipt.of.unwrap_or(0).saturating_sub(accounted);
+        if !receipt.settled && waiting > 0 {
+            parts.push(format!("{waiting} more to acknowledge"));
+        }
+        format!("message {id}: {}", parts.join("; "))
+    }
+
     fn mark(&mut self, id: u64, delivery: Delivery) {
         let own = self.entries.iter_mut().rev().find_map(|e| match e {
             Entry::Chat { own: Some((own_id, state)), .. } if *own_id == id => Some(state),
@@ -351,6 +418,27 @@ mod tests {
         assert!(matches!(&v.entries[0], Entry::Chat { own: Some((1, Delivery::Partial(1, 2))), .. }));
         v.apply(&Notice::Delivered { id: 1, peer: pid("p2"), to: "carol".into(), acked: 2, of: 2 }, 0);
         assert!(matches!(&v.entries[0], Entry::Chat { own: Some((1, Delivery::Delivered)), .. }));
+    }
+
+    #[test]
+    fn info_says_who_has_a_message() {
+        let mut v = View::new("demo", "alice");
+        assert_eq!(v.receipt(None), "you have sent nothing yet");
+        v.apply(&Notice::Sent { id: 1, ts: 0, text: "hi".into(), to: None }, 0);
+        assert_eq!(v.receipt(None), "message 1: nobody has acknowledged it yet");
+        v.apply(&Notice::Delivered { id: 1, peer: pid("p1"), to: "bob".into(), acked: 1, of: 3 }, 0);
+        assert_eq!(v.receipt(Some(1)), "message 1: acknowledged by bob; 2 more to acknowledge");
+        let settled = Notice::Settled {
+            id: 1,
+            delivered: vec!["bob".into(), "carol".into()],
+            transmitted: vec![],
+            missed: vec!["dave".into()],
+        };
+        v.apply(&settled, 0);
+        assert_eq!(
+            v.receipt(None),
+            "message 1: acknowledged by bob, carol; missed by dave, who went away first"
+        );
     }
 
     #[test]
