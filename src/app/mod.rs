@@ -27,6 +27,9 @@ pub use call::{AudioAction, CallState};
 /// Said of a peer that is not peertalk when its channel opens.
 pub const PLAIN_PEER: &str = "; it is not peertalk: plain text, and it sends no acknowledgements";
 
+/// Why a member missed messages when its connection never opened.
+const NEVER_REACHED: &str = "could not be reached";
+
 /// How many unacknowledged messages may be in flight before input is paused.
 const WINDOW_MESSAGES: usize = 1024;
 /// How many unacknowledged bytes may be in flight before input is paused.
@@ -691,7 +694,7 @@ impl App {
             self.peers.remove(id);
         }
         let why = match (&failure, in_room) {
-            (Some(_), _) if !was_open => "could not be reached",
+            (Some(_), _) if !was_open => NEVER_REACHED,
             (Some(_), _) => "could not be reached again",
             (_, false) => "left",
             _ => "closed the connection",
@@ -701,14 +704,12 @@ impl App {
             self.dial(id.clone(), name, offer, false, fx);
             return;
         }
-        self.forget_deliveries(id, &name, why, fx);
+        // The only member we could have reached cannot be: the run ends now, with why,
+        // and before its messages are written off (which would make the goal look met).
         let anyone_left = self.peers.values().any(|p| p.link != Link::Gone);
-        if self.settings.strict
-            && !was_open
-            && !anyone_left
-            && !self.goal_met()
-            && let Some(reason) = failure
-        {
+        let hopeless = self.settings.strict && !was_open && !anyone_left && !self.goal_met();
+        self.forget_deliveries(id, &name, why, fx);
+        if hopeless && let Some(reason) = failure {
             self.exit(
                 Outcome::ConnectionFailed(format!("could not open a connection to {name}: {reason}")),
                 fx,
@@ -935,7 +936,13 @@ impl App {
                     )
                 })
                 .collect();
-            Outcome::PeerLeft(who.join("; "))
+            // A member never connected is a connection that failed (6); one that went
+            // away after connecting, a member who left (7).
+            if self.missed.values().any(|(why, _)| *why == NEVER_REACHED) {
+                Outcome::ConnectionFailed(who.join("; "))
+            } else {
+                Outcome::PeerLeft(who.join("; "))
+            }
         } else if self.rejected > 0 {
             Outcome::InputRejected(format!("{} message(s) could not be sent (see above)", self.rejected))
         } else {
