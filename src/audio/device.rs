@@ -3,22 +3,19 @@
 //! cpal's streams must stay on the thread that made them, so each runs on a thread of
 //! its own; samples cross to and from it over channels, never behind a lock.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::mpsc as std_mpsc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use cpal::traits::{DeviceTrait as _, HostTrait as _, StreamTrait as _};
-use peertalk_signal::proto::PeerId;
 use tokio::sync::mpsc;
 use tracing::warn;
 
-use super::{Incoming, OpusFrame, SAMPLE_RATE};
+use super::{OpusFrame, SAMPLE_RATE};
 
 /// 20 ms at 48 kHz: the frame WebRTC voice uses.
 const FRAME: usize = 960;
-/// The longest Opus packet decodes to 120 ms.
-const MAX_DECODED: usize = 5760;
 /// Speech at 32 kbit/s is clear; WebRTC's Opus default is about that.
 const BITRATE: i32 = 32_000;
 /// Playback holds at most this much: more means we fell behind, and old audio is dropped.
@@ -134,38 +131,26 @@ fn open_input(pcm: std_mpsc::SyncSender<Vec<f32>>) -> Result<(cpal::Stream, Stri
     ))
 }
 
-/// Decoding and playback of what peers send.
+/// Playback of the call's mix.
 #[derive(Default)]
 pub struct Voice {
-    decoders: HashMap<PeerId, opus::Decoder>,
     speakers: Option<Speakers>,
     /// The speakers were tried (once: a machine without them says so once).
     tried_speakers: bool,
 }
 
 impl Voice {
-    /// Decodes one packet, plays it (with `play`, on speakers opened at the first
-    /// packet), and returns its level.
-    pub fn play(&mut self, packet: &Incoming, play: bool) -> Option<f32> {
+    /// Plays one mixed frame (with `play`, on speakers opened at the first frame).
+    pub fn output(&mut self, pcm: &[f32], play: bool) {
         if play && !std::mem::replace(&mut self.tried_speakers, true) {
             match Speakers::open() {
                 Ok(speakers) => self.speakers = Some(speakers),
                 Err(why) => warn!("{why}"),
             }
         }
-        let decoder = match self.decoders.entry(packet.from.clone()) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(opus::Decoder::new(SAMPLE_RATE, opus::Channels::Mono).ok()?)
-            }
-        };
-        let mut pcm = [0f32; MAX_DECODED];
-        let n = decoder.decode_float(&packet.data, &mut pcm, false).ok()?;
-        let pcm = &pcm[..n];
         if let Some(speakers) = &self.speakers {
             let _ = speakers.pcm.try_send(pcm.to_vec());
         }
-        Some(super::dbfs(pcm))
     }
 }
 

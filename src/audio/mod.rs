@@ -17,6 +17,10 @@ use tokio::time::Instant;
 
 #[cfg(feature = "voice")]
 pub mod device;
+#[cfg(feature = "voice")]
+mod jitter;
+#[cfg(feature = "voice")]
+mod mix;
 pub mod ogg_opus;
 
 /// Opus runs at 48 kHz in WebRTC whatever the source.
@@ -77,6 +81,12 @@ const FRAME_BACKLOG: usize = 50;
 pub const INCOMING_BACKLOG: usize = 50;
 /// How often levels are reported.
 const LEVEL_EVERY: Duration = Duration::from_millis(100);
+/// The mix's frame: one tick of the mixer.
+#[cfg(feature = "voice")]
+const MIX_EVERY: Duration = Duration::from_millis(20);
+/// Ticks a finishing engine may still run to write out what members sent last.
+#[cfg(feature = "voice")]
+const FLUSH_TICKS: usize = 100;
 
 /// The session's handle on the engine.
 pub struct Audio {
@@ -110,6 +120,10 @@ impl Audio {
             levels_since: None,
             #[cfg(feature = "voice")]
             voice: device::Voice::default(),
+            #[cfg(feature = "voice")]
+            mixer: mix::Mixer::new(options.output.is_some()),
+            #[cfg(feature = "voice")]
+            next_mix: None,
         };
         let task = tokio::spawn(engine.run(commands_rx, incoming_rx));
         Ok(Self { frames, incoming, commands, task })
@@ -171,6 +185,12 @@ struct Engine {
     levels_since: Option<Instant>,
     #[cfg(feature = "voice")]
     voice: device::Voice,
+    /// Members' audio, mixed on the engine's clock for the speakers and the recording.
+    #[cfg(feature = "voice")]
+    mixer: mix::Mixer,
+    /// When the next mixed frame is due, while anyone is heard.
+    #[cfg(feature = "voice")]
+    next_mix: Option<Instant>,
 }
 
 impl Engine {
@@ -196,10 +216,12 @@ impl Engine {
                         while let Ok(packet) = incoming.try_recv() {
                             self.receive(packet).await;
                         }
+                        self.flush_mix().await;
                         break;
                     }
                 },
                 () = sleep_until(due) => self.send_file_frame().await,
+                () = sleep_until(self.mix_due()) => self.mix().await,
                 frame = next_captured(&mut self.source) => self.send(frame),
                 Some(packet) = incoming.recv() => self.receive(packet).await,
                 () = sleep_until(report_at) => {
@@ -283,20 +305,80 @@ impl Engine {
         }
     }
 
+    /// A member's packet: into the mix (with `voice`); without a codec, straight into the
+    /// recording, which then holds one member's audio as it came.
     async fn receive(&mut self, packet: Incoming) {
+        #[cfg(feature = "voice")]
+        {
+            self.mixer.push(&packet);
+            self.next_mix.get_or_insert_with(|| Instant::now() + MIX_EVERY);
+        }
+        #[cfg(not(feature = "voice"))]
+        self.record(&packet.data, packet.rtp_timestamp).await;
+    }
+
+    async fn record(&mut self, packet: &[u8], rtp_timestamp: u32) {
         if let Some(recorder) = &mut self.recorder
-            && let Err(e) = recorder.add(&packet.data, packet.rtp_timestamp)
+            && let Err(e) = recorder.add(packet, rtp_timestamp)
         {
             self.recorder = None;
             let _ = self.events.send(AudioEvent::Unavailable(format!("{e}; recording stopped"))).await;
         }
-        #[cfg(feature = "voice")]
-        if let Some(dbfs) = self.voice.play(&packet, self.play) {
-            let loudest = self.levels.entry(packet.from).or_insert(f32::NEG_INFINITY);
-            *loudest = loudest.max(dbfs);
-            self.levels_since.get_or_insert_with(Instant::now);
+    }
+
+    #[cfg(feature = "voice")]
+    fn mix_due(&self) -> Option<Instant> {
+        self.next_mix
+    }
+
+    #[cfg(not(feature = "voice"))]
+    #[allow(clippy::unused_self)]
+    fn mix_due(&self) -> Option<Instant> {
+        None
+    }
+
+    /// One 20 ms frame of the mix to the speakers and the recording, and the members'
+    /// levels to the meter. The clock runs from the previous frame, so a late wake-up is
+    /// made up, unless it is far behind.
+    #[cfg(feature = "voice")]
+    async fn mix(&mut self) {
+        let now = Instant::now();
+        self.next_mix =
+            self.next_mix.map(|at| if now > at + 5 * MIX_EVERY { now + MIX_EVERY } else { at + MIX_EVERY });
+        if let Some(mixed) = self.mixer.tick() {
+            self.voice.output(&mixed.pcm, self.play);
+            if let Some((packet, at)) = mixed.recorded {
+                self.record(&packet, at).await;
+            }
+            for (peer, dbfs) in mixed.levels {
+                let loudest = self.levels.entry(peer).or_insert(f32::NEG_INFINITY);
+                *loudest = loudest.max(dbfs);
+                self.levels_since.get_or_insert(now);
+            }
+        }
+        if !self.mixer.active() {
+            self.next_mix = None;
         }
     }
+
+    #[cfg(not(feature = "voice"))]
+    #[allow(clippy::unused_async)]
+    async fn mix(&mut self) {}
+
+    /// The session is over: what members sent last is still mixed and recorded.
+    #[cfg(feature = "voice")]
+    async fn flush_mix(&mut self) {
+        for _ in 0..FLUSH_TICKS {
+            if !self.mixer.active() {
+                break;
+            }
+            self.mix().await;
+        }
+    }
+
+    #[cfg(not(feature = "voice"))]
+    #[allow(clippy::unused_async)]
+    async fn flush_mix(&mut self) {}
 }
 
 /// The next packet from the microphone; pending without one.

@@ -36,6 +36,20 @@ fn opus_tool(program: &str, args: &[&Path]) -> Result<(), String> {
     }
 }
 
+/// The power of `samples` at `hz` (one DFT bin), as a share of their whole power: about
+/// 1 for a pure tone at `hz`, 1/3 for one of three equally loud tones, near 0 without it.
+pub fn share_at(samples: &[f32], rate: u32, hz: f64) -> f64 {
+    let w = std::f64::consts::TAU * hz / f64::from(rate);
+    let (mut re, mut im) = (0.0, 0.0);
+    for (i, s) in samples.iter().enumerate() {
+        let phase = w * i as f64;
+        re += f64::from(*s) * phase.cos();
+        im += f64::from(*s) * phase.sin();
+    }
+    let energy: f64 = samples.iter().map(|s| f64::from(*s) * f64::from(*s)).sum();
+    (re * re + im * im) / (energy * samples.len() as f64 / 2.0).max(f64::EPSILON)
+}
+
 /// A sine tone of `secs` at `hz` as Ogg Opus in `dir`: written as 48 kHz mono WAV, then
 /// encoded by `opusenc`.
 pub fn tone(dir: &Path, secs: f64, hz: f64) -> Result<PathBuf, String> {
