@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::audio::{call_state, decode, peer_audio, scratch, share_at, tone};
+use common::audio::{call_state, decode, peer_audio, power_at, scratch, share_at, tone};
 use common::netns::Link;
 use common::{Client, Relay, connected_pair, messages};
 
@@ -15,16 +15,7 @@ fn dominant_hz(samples: &[f32], rate: u32) -> f64 {
     let window = (rate as usize).min(samples.len());
     let start = (samples.len() - window) / 2;
     let part = &samples[start..start + window];
-    let power = |hz: f64| {
-        let w = std::f64::consts::TAU * hz / f64::from(rate);
-        let (mut re, mut im) = (0.0, 0.0);
-        for (i, s) in part.iter().enumerate() {
-            let phase = w * i as f64;
-            re += f64::from(*s) * phase.cos();
-            im += f64::from(*s) * phase.sin();
-        }
-        re * re + im * im
-    };
+    let power = |hz: f64| power_at(part, rate, hz);
     let best = |from: f64, to: f64, step: f64| {
         let steps = ((to - from) / step) as usize;
         (0..=steps)

@@ -36,9 +36,8 @@ fn opus_tool(program: &str, args: &[&Path]) -> Result<(), String> {
     }
 }
 
-/// The power of `samples` at `hz` (one DFT bin), as a share of their whole power: about
-/// 1 for a pure tone at `hz`, 1/3 for one of three equally loud tones, near 0 without it.
-pub fn share_at(samples: &[f32], rate: u32, hz: f64) -> f64 {
+/// The power of `samples` at `hz`: one DFT bin.
+pub fn power_at(samples: &[f32], rate: u32, hz: f64) -> f64 {
     let w = std::f64::consts::TAU * hz / f64::from(rate);
     let (mut re, mut im) = (0.0, 0.0);
     for (i, s) in samples.iter().enumerate() {
@@ -46,8 +45,14 @@ pub fn share_at(samples: &[f32], rate: u32, hz: f64) -> f64 {
         re += f64::from(*s) * phase.cos();
         im += f64::from(*s) * phase.sin();
     }
+    re * re + im * im
+}
+
+/// [`power_at`] as a share of the samples' whole power: about 1 for a pure tone at `hz`,
+/// 1/3 for one of three equally loud tones, near 0 without it.
+pub fn share_at(samples: &[f32], rate: u32, hz: f64) -> f64 {
     let energy: f64 = samples.iter().map(|s| f64::from(*s) * f64::from(*s)).sum();
-    (re * re + im * im) / (energy * samples.len() as f64 / 2.0).max(f64::EPSILON)
+    power_at(samples, rate, hz) / (energy * samples.len() as f64 / 2.0).max(f64::EPSILON)
 }
 
 /// A sine tone of `secs` at `hz` as Ogg Opus in `dir`: written as 48 kHz mono WAV, then
