@@ -354,6 +354,9 @@ async fn the_web_client_keeps_chatting_without_the_relay_and_resumes_when_it_is_
     let message = bob.expect(|l| l["type"] == "message", "a message without the relay").await;
     assert_eq!(message["text"], "the relay is gone, we are not");
 
+    // Bob comes back after the page (his process held still meanwhile): the page's
+    // welcome does not list him yet, and it must keep his connection all the same.
+    bob.freeze();
     let _back = Relay::start_in(&ns.name, &["--listen", &relay.addr]).await;
     browser
         .wait_for(
@@ -362,6 +365,7 @@ async fn the_web_client_keeps_chatting_without_the_relay_and_resumes_when_it_is_
             "the relay back",
         )
         .await;
+    common::signal(bob.pid(), "CONT");
     let system = "[...document.querySelectorAll('[data-testid=system]')].map(e => e.textContent).join('\\n')";
     let said = browser.eval(&page, system).await;
     assert!(said.as_str().expect("text").contains("back with the relay"), "{said}");
@@ -370,5 +374,8 @@ async fn the_web_client_keeps_chatting_without_the_relay_and_resumes_when_it_is_
     // The same connection carries on: nobody left, nobody joined again.
     bob.say("still here").await;
     browser.wait_for(&page, &format!("{}.length", lines_from("bob")), "bob's message").await;
-    assert!(bob.seen.iter().all(|l| l["type"] != "peer-left"), "{:#?}", bob.seen);
+    let bob = bob.finish().await;
+    assert!(bob.lines.iter().all(|l| l["type"] != "peer-left"), "{:#?}", bob.lines);
+    let connected = bob.lines.iter().filter(|l| l["type"] == "connected").count();
+    assert_eq!(connected, 1, "one connection throughout, not a new one: {:#?}", bob.lines);
 }

@@ -207,9 +207,12 @@ function onWelcome(welcome) {
   } else {
     say(resumed ? 'back with the relay' : 'back with the relay, under a new id', !resumed);
   }
+  // After a relay restart the members come back one by one: one not listed yet keeps its
+  // connection (it will rejoin, or its connection will end); only dead ones go.
   const listed = new Set(welcome.peers.map((p) => p.id));
   for (const [id, peer] of state.peers) {
-    if (!listed.has(id)) removePeer(peer);
+    const dead = ['failed', 'closed'].includes(peer.pc.connectionState);
+    if (!listed.has(id) && (!resumed || dead)) removePeer(peer);
   }
   // The newcomer offers to everyone already here (PROTOCOL.md, Session step 3).
   for (const info of welcome.peers) meet(info, true);
