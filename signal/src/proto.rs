@@ -408,6 +408,15 @@ pub fn alternative_name(name: &str, n: u32) -> String {
     format!("{base}{suffix}")
 }
 
+/// The first `name-N` (from `name-2`) that `taken` says is free: what to suggest to
+/// someone whose name is in use.
+pub fn first_free_name(name: &str, taken: impl Fn(&str) -> bool) -> String {
+    (2..100)
+        .map(|n| alternative_name(name, n))
+        .find(|c| !taken(c))
+        .unwrap_or_else(|| alternative_name(name, 100))
+}
+
 /// Checks a display name, as [`validate_room`] does, up to [`MAX_NAME_CHARS`].
 pub fn validate_name(name: &str) -> Result<(), Refusal> {
     validate_label(name, MAX_NAME_CHARS)

@@ -72,10 +72,7 @@ impl Registry {
                 })
             };
             if taken(name) {
-                let free = (2..100)
-                    .map(|n| proto::alternative_name(name, n))
-                    .find(|c| !taken(c))
-                    .unwrap_or_default();
+                let free = proto::first_free_name(name, taken);
                 return Err(Refusal::new(
                     ErrorCode::NameTaken,
                     format!(

@@ -486,10 +486,7 @@ impl App {
             Event::InputClosed => self.input_closed = true,
             Event::Rename(name) => match peertalk_signal::proto::validate_name(&name) {
                 Ok(()) if self.name_in_use(&name) => {
-                    let free = (2..100)
-                        .map(|n| peertalk_signal::proto::alternative_name(&name, n))
-                        .find(|c| !self.name_in_use(c))
-                        .unwrap_or_default();
+                    let free = peertalk_signal::proto::first_free_name(&name, |c| self.name_in_use(c));
                     let text =
                         format!("{name} is already in this room; names are unique here (try /nick {free})");
                     fx.push(Effect::Show(Notice::Warning { text }));
