@@ -379,3 +379,38 @@ async fn the_web_client_keeps_chatting_without_the_relay_and_resumes_when_it_is_
     let connected = bob.lines.iter().filter(|l| l["type"] == "connected").count();
     assert_eq!(connected, 1, "one connection throughout, not a new one: {:#?}", bob.lines);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_web_clients_chat_with_each_other_and_a_terminal_that_joins_last() {
+    let Some(ns) = prepare("two_web_clients_chat_with_each_other_and_a_terminal_that_joins_last") else {
+        return;
+    };
+    let relay = Relay::start_in(&ns.name, &["--listen", "127.0.0.1:0"]).await;
+    let mut browser = Browser::launch(&ns.name).await;
+    // ann is there first, so she answers bea, and both answer the terminal.
+    let ann = browser.open(&web_page(&relay, "web", "ann")).await;
+    browser
+        .wait_for(&ann, "document.querySelector('[data-testid=relay-state][data-state=ok]')", "ann's join")
+        .await;
+    let bea = browser.open(&web_page(&relay, "web", "bea")).await;
+    member(&mut browser, &ann, "bea", "connected").await;
+    member(&mut browser, &bea, "ann", "connected").await;
+    let mut cal = Client::start_in(&ns.name, &relay.url, "web", "cal", &[]);
+    cal.expect_count("connected", 2).await;
+    for page in [&ann, &bea] {
+        member(&mut browser, page, "cal", "connected").await;
+    }
+
+    type_and_send(&mut browser, &ann, "from ann to everyone").await;
+    browser.wait_for(&bea, &format!("{}.length", lines_from("ann")), "ann's message at bea").await;
+    let at_cal = cal.expect(|l| l["type"] == "message" && l["from"] == "ann", "ann's message at cal").await;
+    assert_eq!(at_cal["text"], "from ann to everyone");
+    let mine = "document.querySelector('[data-testid=message][data-from=ann]').dataset.status";
+    browser.wait_for(&ann, &format!("{mine} === 'delivered'"), "acknowledgements from bea and cal").await;
+
+    cal.say("from the terminal").await;
+    for page in [&ann, &bea] {
+        browser.wait_for(page, &format!("{}.length", lines_from("cal")), "cal's message").await;
+    }
+    cal.expect_count("delivered", 2).await;
+}
