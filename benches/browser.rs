@@ -43,9 +43,7 @@ async fn main() {
     for run in 0..OPEN_RUNS {
         let room = format!("open-{run}");
         let page = browser.open(&format!("http://{}/?room={room}&name=ann", relay.addr)).await;
-        browser
-            .wait_for(&page, "document.querySelector('[data-testid=relay-state][data-state=ok]')", "a join")
-            .await;
+        browser.relay_state(&page, "ok").await;
         let started = Instant::now();
         let mut bob = Client::start_in(&ns.name, &relay.url, &room, "bob", &[]);
         let page_open = async {
@@ -64,9 +62,7 @@ async fn main() {
     );
 
     let page = browser.open(&format!("http://{}/?room=rtt&name=ann", relay.addr)).await;
-    browser
-        .wait_for(&page, "document.querySelector('[data-testid=relay-state][data-state=ok]')", "a join")
-        .await;
+    browser.relay_state(&page, "ok").await;
     let mut bob = Client::start_in(&ns.name, &relay.url, "rtt", "bob", &[]);
     bob.connected().await;
     browser.eval(&page, &connected_in_page("bob")).await;

@@ -7,10 +7,20 @@ mod common;
 
 use common::audio::{decode, peer_audio, scratch};
 use common::browser::{Browser, Page, js, prepare};
+use common::netns::Loopback;
 use common::{Client, Relay};
 
 const CLASSIC: [&str; 2] = ["--signal-protocol", "classic"];
 const KOREAN: &str = "안녕하세요, 반갑습니다 👋🏽";
+
+/// A network namespace with only loopback, the relay in it (with `args` beside its
+/// address) and Chromium; `None` when the test is skipped, which the notes say.
+async fn stage(test: &str, args: &[&str]) -> Option<(Loopback, Relay, Browser)> {
+    let ns = prepare(test)?;
+    let relay = Relay::start_in(&ns.name, &[&["--listen", "127.0.0.1:0"], args].concat()).await;
+    let browser = Browser::launch(&ns.name).await;
+    Some((ns, relay, browser))
+}
 
 fn classic_page(relay: &Relay, room: &str, offer: bool) -> String {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pages/classic.html");
@@ -56,11 +66,13 @@ async fn chat_with_classic_page(browser: &mut Browser, page: &Page, mut peertalk
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_classic_page_that_offers_chats_with_peertalk_both_ways() {
-    let Some(ns) = prepare("a_classic_page_that_offers_chats_with_peertalk_both_ways") else { return };
-    let relay = Relay::start_in(&ns.name, &["--listen", "127.0.0.1:0"]).await;
+    let Some((ns, relay, mut browser)) =
+        stage("a_classic_page_that_offers_chats_with_peertalk_both_ways", &[]).await
+    else {
+        return;
+    };
     let mut alice = Client::start_in(&ns.name, &relay.url, "cl", "alice", &CLASSIC);
     alice.expect_type("joined").await;
-    let mut browser = Browser::launch(&ns.name).await;
     let page = browser.open(&classic_page(&relay, "cl", true)).await;
     chat_with_classic_page(&mut browser, &page, alice).await;
     assert_eq!(browser.eval(&page, "dataChannel.label").await, "dataChannel", "the page's own channel");
@@ -68,11 +80,11 @@ async fn a_classic_page_that_offers_chats_with_peertalk_both_ways() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn peertalk_offers_to_a_classic_page_that_waits_and_they_chat_both_ways() {
-    let Some(ns) = prepare("peertalk_offers_to_a_classic_page_that_waits_and_they_chat_both_ways") else {
+    let Some((ns, relay, mut browser)) =
+        stage("peertalk_offers_to_a_classic_page_that_waits_and_they_chat_both_ways", &[]).await
+    else {
         return;
     };
-    let relay = Relay::start_in(&ns.name, &["--listen", "127.0.0.1:0"]).await;
-    let mut browser = Browser::launch(&ns.name).await;
     let page = browser.open(&classic_page(&relay, "cl", false)).await;
     browser.wait_for(&page, "page.ready", "a connection to the relay").await;
     // Nobody says hello, so after a moment alice offers, on a channel labelled as the
@@ -119,15 +131,16 @@ fn lines_from(from: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_web_client_and_two_terminals_share_a_room() {
-    let Some(ns) = prepare("the_web_client_and_two_terminals_share_a_room") else { return };
-    let relay = Relay::start_in(&ns.name, &["--listen", "127.0.0.1:0"]).await;
+    let Some((ns, relay, mut browser)) = stage("the_web_client_and_two_terminals_share_a_room", &[]).await
+    else {
+        return;
+    };
     let mut bob = Client::start_in(&ns.name, &relay.url, "mix", "bob", &[]);
     bob.expect_type("joined").await;
     let mut carol = Client::start_in(&ns.name, &relay.url, "mix", "carol", &[]);
     bob.connected().await;
     carol.connected().await;
 
-    let mut browser = Browser::launch(&ns.name).await;
     let page = browser.open(&web_page(&relay, "mix", "ann")).await;
     for name in ["bob", "carol"] {
         member(&mut browser, &page, name, "connected").await;
@@ -163,15 +176,13 @@ async fn the_web_client_and_two_terminals_share_a_room() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn hostile_text_from_a_terminal_shows_as_text_in_the_page_and_runs_nothing() {
-    let Some(ns) = prepare("hostile_text_from_a_terminal_shows_as_text_in_the_page_and_runs_nothing") else {
+    let Some((ns, relay, mut browser)) =
+        stage("hostile_text_from_a_terminal_shows_as_text_in_the_page_and_runs_nothing", &[]).await
+    else {
         return;
     };
-    let relay = Relay::start_in(&ns.name, &["--listen", "127.0.0.1:0"]).await;
-    let mut browser = Browser::launch(&ns.name).await;
     let page = browser.open(&web_page(&relay, "h", "ann")).await;
-    browser
-        .wait_for(&page, "document.querySelector('[data-testid=relay-state][data-state=ok]')", "a join")
-        .await;
+    browser.relay_state(&page, "ok").await;
     browser.eval(&page, "window.alert = () => { window.alerted = true; }").await;
     let mut mallory = Client::start_in(&ns.name, &relay.url, "h", "<b>mallory</b>", &[]);
     mallory.connected().await;
@@ -198,10 +209,12 @@ async fn hostile_text_from_a_terminal_shows_as_text_in_the_page_and_runs_nothing
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_call_from_the_page_is_recorded_by_the_terminal() {
-    let Some(ns) = prepare("a_call_from_the_page_is_recorded_by_the_terminal") else { return };
+    let Some((ns, relay, mut browser)) = stage("a_call_from_the_page_is_recorded_by_the_terminal", &[]).await
+    else {
+        return;
+    };
     let dir = scratch("browser-call");
     let recording = dir.join("from-page.opus");
-    let relay = Relay::start_in(&ns.name, &["--listen", "127.0.0.1:0"]).await;
     let mut bob = Client::start_in(
         &ns.name,
         &relay.url,
@@ -210,7 +223,6 @@ async fn a_call_from_the_page_is_recorded_by_the_terminal() {
         &["--audio-out", recording.to_str().expect("utf-8 path")],
     );
     bob.expect_type("joined").await;
-    let mut browser = Browser::launch(&ns.name).await;
     let page = browser.open(&web_page(&relay, "call", "ann")).await;
     member(&mut browser, &page, "bob", "connected").await;
     bob.connected().await;
@@ -257,12 +269,13 @@ const PAGE_AUDIO_PACKETS: &str = "peerConnection.getStats().then(stats => [...st
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_classic_page_and_peertalk_hear_each_other() {
-    let Some(ns) = prepare("a_classic_page_and_peertalk_hear_each_other") else { return };
+    let Some((ns, relay, mut browser)) = stage("a_classic_page_and_peertalk_hear_each_other", &[]).await
+    else {
+        return;
+    };
     let dir = scratch("browser-classic-call");
     let tone = common::audio::tone(&dir, 3.0, 440.0).expect("a tone");
     let recording = dir.join("from-page.opus");
-    let relay = Relay::start_in(&ns.name, &["--listen", "127.0.0.1:0"]).await;
-    let mut browser = Browser::launch(&ns.name).await;
     let page = browser.open(&classic_page(&relay, "call", true)).await;
     browser.wait_for(&page, "page.ready", "a connection to the relay").await;
     let args = [
@@ -310,13 +323,16 @@ async fn a_classic_page_and_peertalk_hear_each_other() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_web_client_asks_for_the_room_secret_and_never_puts_it_in_the_url() {
-    let Some(ns) = prepare("the_web_client_asks_for_the_room_secret_and_never_puts_it_in_the_url") else {
+    let Some((ns, relay, mut browser)) = stage(
+        "the_web_client_asks_for_the_room_secret_and_never_puts_it_in_the_url",
+        &["--room-secret", "s3cret"],
+    )
+    .await
+    else {
         return;
     };
-    let relay = Relay::start_in(&ns.name, &["--listen", "127.0.0.1:0", "--room-secret", "s3cret"]).await;
     let mut bob = Client::start_in(&ns.name, &relay.url, "locked", "bob", &["--room-secret", "s3cret"]);
     bob.expect_type("joined").await;
-    let mut browser = Browser::launch(&ns.name).await;
     let page = browser.open(&web_page(&relay, "locked", "ann")).await;
     let prompt = "!document.querySelector('[data-testid=secret-form]').hidden";
     browser.wait_for(&page, prompt, "the secret prompt").await;
@@ -334,22 +350,19 @@ async fn the_web_client_asks_for_the_room_secret_and_never_puts_it_in_the_url() 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_web_client_keeps_chatting_without_the_relay_and_resumes_when_it_is_back() {
-    let Some(ns) = prepare("the_web_client_keeps_chatting_without_the_relay_and_resumes_when_it_is_back")
+    let Some((ns, mut relay, mut browser)) =
+        stage("the_web_client_keeps_chatting_without_the_relay_and_resumes_when_it_is_back", &[]).await
     else {
         return;
     };
-    let mut relay = Relay::start_in(&ns.name, &["--listen", "127.0.0.1:0"]).await;
     let mut bob = Client::start_in(&ns.name, &relay.url, "r", "bob", &[]);
     bob.expect_type("joined").await;
-    let mut browser = Browser::launch(&ns.name).await;
     let page = browser.open(&web_page(&relay, "r", "ann")).await;
     member(&mut browser, &page, "bob", "connected").await;
     bob.connected().await;
 
     relay.kill().await;
-    browser
-        .wait_for(&page, "document.querySelector('[data-testid=relay-state][data-state=lost]')", "the loss")
-        .await;
+    browser.relay_state(&page, "lost").await;
     type_and_send(&mut browser, &page, "the relay is gone, we are not").await;
     let message = bob.expect(|l| l["type"] == "message", "a message without the relay").await;
     assert_eq!(message["text"], "the relay is gone, we are not");
@@ -358,13 +371,7 @@ async fn the_web_client_keeps_chatting_without_the_relay_and_resumes_when_it_is_
     // welcome does not list him yet, and it must keep his connection all the same.
     bob.freeze();
     let _back = Relay::start_in(&ns.name, &["--listen", &relay.addr]).await;
-    browser
-        .wait_for(
-            &page,
-            "document.querySelector('[data-testid=relay-state][data-state=ok]')",
-            "the relay back",
-        )
-        .await;
+    browser.relay_state(&page, "ok").await;
     common::signal(bob.pid(), "CONT");
     let system = "[...document.querySelectorAll('[data-testid=system]')].map(e => e.textContent).join('\\n')";
     let said = browser.eval(&page, system).await;
@@ -382,16 +389,14 @@ async fn the_web_client_keeps_chatting_without_the_relay_and_resumes_when_it_is_
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_web_clients_chat_with_each_other_and_a_terminal_that_joins_last() {
-    let Some(ns) = prepare("two_web_clients_chat_with_each_other_and_a_terminal_that_joins_last") else {
+    let Some((ns, relay, mut browser)) =
+        stage("two_web_clients_chat_with_each_other_and_a_terminal_that_joins_last", &[]).await
+    else {
         return;
     };
-    let relay = Relay::start_in(&ns.name, &["--listen", "127.0.0.1:0"]).await;
-    let mut browser = Browser::launch(&ns.name).await;
     // ann is there first, so she answers bea, and both answer the terminal.
     let ann = browser.open(&web_page(&relay, "web", "ann")).await;
-    browser
-        .wait_for(&ann, "document.querySelector('[data-testid=relay-state][data-state=ok]')", "ann's join")
-        .await;
+    browser.relay_state(&ann, "ok").await;
     let bea = browser.open(&web_page(&relay, "web", "bea")).await;
     member(&mut browser, &ann, "bea", "connected").await;
     member(&mut browser, &bea, "ann", "connected").await;

@@ -168,6 +168,13 @@ impl Browser {
         }
     }
 
+    /// Waits until the web client in `page` shows its relay connection in `state`
+    /// (`ok`, `lost`, ...).
+    pub async fn relay_state(&mut self, page: &Page, state: &str) {
+        let query = format!("document.querySelector('[data-testid=relay-state][data-state={state}]')");
+        self.wait_for(page, &query, &format!("relay state {state}")).await;
+    }
+
     /// Closes a tab, as a person closing it would.
     pub async fn close(&mut self, page: Page) {
         self.call(None, "Target.closeTarget", json!({"targetId": page.target})).await;
