@@ -1014,3 +1014,21 @@ fn candidate_from_wire(c: IceCandidate) -> RTCIceCandidateInit {
         ..Default::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Drains;
+
+    #[test]
+    fn a_plain_message_drains_once_every_byte_up_to_its_end_has_left_the_buffer() {
+        let mut drains = Drains::default();
+        drains.push(1, 10);
+        drains.push(2, 5);
+        assert!(drains.released(15).is_empty(), "nothing has left yet");
+        assert!(drains.released(6).is_empty(), "9 of message 1's 10 bytes have left");
+        assert_eq!(drains.released(5), [1]);
+        drains.push(3, 7);
+        assert_eq!(drains.released(0), [2, 3]);
+        assert!(drains.waiting.is_empty());
+    }
+}
