@@ -126,9 +126,34 @@ pub struct Cli {
     pub audio_out: Option<std::path::PathBuf>,
 
     /// Headless: read input lines that start with / as commands, as in the interface
-    /// (/call, /hangup, /mute, /nick NAME, /quit); //text sends /text.
+    /// (/call, /hangup, /mute, /nick NAME, /quit, /send, /accept, /decline, /cancel);
+    /// //text sends /text.
     #[arg(long, env = "PEERTALK_COMMANDS")]
     pub commands: bool,
+
+    /// Send this file (repeatable) to every member, or with --to to one; exit once each
+    /// receiver has checked its SHA-256. Standard input is not read.
+    #[arg(long, value_name = "PATH")]
+    pub send_file: Vec<std::path::PathBuf>,
+
+    /// Where received files are written [default: the current folder for scripts;
+    /// $XDG_DOWNLOAD_DIR, else ~/Downloads, for the interface].
+    #[arg(long, value_name = "DIR", env = "PEERTALK_RECEIVE_DIR")]
+    pub receive_dir: Option<std::path::PathBuf>,
+
+    /// Take files peers offer without asking. Without it a script declines them, and the
+    /// sender is told why; the interface asks.
+    #[arg(long, env = "PEERTALK_ACCEPT_FILES")]
+    pub accept_files: bool,
+
+    /// Decline offered files larger than this (bytes, or with K, M, G or T: powers of 1024).
+    #[arg(long, value_name = "SIZE", env = "PEERTALK_MAX_FILE_SIZE", default_value = "8G")]
+    pub max_file_size: String,
+
+    /// Exit once N offered files have ended (received and checked, or failed), besides
+    /// the other conditions.
+    #[arg(long, value_name = "N", env = "PEERTALK_EXPECT_FILES")]
+    pub expect_files: Option<usize>,
 }
 
 fn after_help() -> String {
@@ -220,6 +245,12 @@ pub struct Config {
     pub call_at_start: bool,
     /// Headless input lines starting with `/` are commands.
     pub commands: bool,
+    /// Where received files go; `None`: the default for the front end.
+    pub receive_dir: Option<std::path::PathBuf>,
+    pub accept_files: bool,
+    pub max_file_size: u64,
+    pub expect_files: Option<usize>,
+    pub send_files: Vec<std::path::PathBuf>,
 }
 
 impl Cli {
@@ -268,8 +299,24 @@ impl Cli {
         if let Some(to) = &self.to {
             proto::validate_name(to).map_err(|r| format!("--to: {r}"))?;
         }
+        for path in &self.send_file {
+            crate::transfer::check(path).map_err(|e| format!("--send-file: {e}"))?;
+        }
+        if let Some(dir) = &self.receive_dir
+            && !dir.is_dir()
+        {
+            return Err(format!("--receive-dir: {} is not a folder; create it first", dir.display()));
+        }
+        let max_file_size = parse_size(&self.max_file_size).ok_or_else(|| {
+            format!("--max-file-size {:?}: give a size such as 500M or 2G", self.max_file_size)
+        })?;
         let call_at_start = self.audio || (self.audio_in.is_some() && !self.commands);
-        let headless = self.headless || self.json || !self.send.is_empty() || self.expect.is_some();
+        let headless = self.headless
+            || self.json
+            || !self.send.is_empty()
+            || self.expect.is_some()
+            || !self.send_file.is_empty()
+            || self.expect_files.is_some();
         Ok(Config {
             room: self.room,
             name,
@@ -298,8 +345,31 @@ impl Cli {
             },
             call_at_start,
             commands: self.commands,
+            receive_dir: self.receive_dir,
+            accept_files: self.accept_files,
+            max_file_size,
+            expect_files: self.expect_files,
+            send_files: self.send_file,
         })
     }
+}
+
+/// A size in bytes: digits, optionally followed by K, M, G or T (powers of 1024), with
+/// or without a trailing `B` or `iB`.
+fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let digits = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let number: u64 = text[..digits].parse().ok()?;
+    let unit = text[digits..].trim().to_ascii_uppercase();
+    let shift = match unit.trim_end_matches("IB").trim_end_matches('B') {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        _ => return None,
+    };
+    number.checked_mul(1 << shift)
 }
 
 /// The label pages in the Spring examples' style give their channel.

@@ -19,6 +19,16 @@ pub enum Command {
     Call,
     Hangup,
     Mute,
+    /// `/send [NAME] PATH`, as typed: which part is a name depends on what exists (see
+    /// [`send_target`]).
+    Send(String),
+    /// `/accept [N]` (true) or `/decline [N]`.
+    Answer {
+        file: Option<u64>,
+        accept: bool,
+    },
+    /// `/cancel [N]`.
+    Cancel(Option<u64>),
     Quit,
     /// Not a command we know, or used wrongly: show this sentence and the help.
     Unknown(String),
@@ -92,8 +102,74 @@ const COMMANDS: &[Spec] = &[
         help: "mute or unmute your audio in a call",
         parse: |_| Ok(Command::Mute),
     },
+    Spec {
+        name: "send",
+        args: "[NAME] PATH",
+        help: "send a file to everyone, or to one member (Tab completes the path)",
+        parse: |args| match args.trim() {
+            "" => Err("/send needs a file, e.g. /send notes.txt or /send bob notes.txt".to_owned()),
+            args => Ok(Command::Send(args.to_owned())),
+        },
+    },
+    Spec {
+        name: "accept",
+        args: "[N]",
+        help: "take file offer N (or the oldest waiting; also Alt-Y)",
+        parse: |args| file_number("accept", args).map(|file| Command::Answer { file, accept: true }),
+    },
+    Spec {
+        name: "decline",
+        args: "[N]",
+        help: "turn down file offer N (or the oldest waiting; also Alt-N)",
+        parse: |args| file_number("decline", args).map(|file| Command::Answer { file, accept: false }),
+    },
+    Spec {
+        name: "cancel",
+        args: "[N]",
+        help: "stop file transfer N (or all of them), either way",
+        parse: |args| file_number("cancel", args).map(Command::Cancel),
+    },
     Spec { name: "quit", args: "", help: "close the connections and leave", parse: |_| Ok(Command::Quit) },
 ];
+
+/// An optional transfer number, `3` or `#3`.
+fn file_number(command: &str, args: &str) -> Result<Option<u64>, String> {
+    match args.trim() {
+        "" => Ok(None),
+        n => n
+            .trim_start_matches('#')
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("/{command} takes a transfer number, e.g. /{command} 2, not {n:?}")),
+    }
+}
+
+/// Who `/send ARGS` is for and what it sends: the whole of `ARGS` when that names a file
+/// (spaces and all), else a member's name and then the path. A leading `~/` is the home
+/// folder.
+#[must_use]
+pub fn send_target(
+    args: &str,
+    exists: impl Fn(&std::path::Path) -> bool,
+) -> (Option<String>, std::path::PathBuf) {
+    let whole = expand_home(args);
+    if exists(&whole) {
+        return (None, whole);
+    }
+    match args.split_once(char::is_whitespace) {
+        Some((name, path)) if !path.trim().is_empty() => (Some(name.to_owned()), expand_home(path.trim())),
+        _ => (None, whole),
+    }
+}
+
+/// `~/x` as a path in the home folder; anything else as it is.
+#[must_use]
+pub fn expand_home(path: &str) -> std::path::PathBuf {
+    match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => std::path::PathBuf::from(home).join(rest),
+        _ => std::path::PathBuf::from(path),
+    }
+}
 
 /// Parses a line that starts with `/`; `None` if it is a message (`//text` sends `/text`).
 #[must_use]
@@ -119,7 +195,7 @@ pub fn help() -> Vec<String> {
         format!("  {usage:<12} {}", c.help)
     }));
     lines.push(
-        "  keys: PageUp/PageDown scroll, Up/Down history, Alt-Enter new line, F2 members, Ctrl-C quit"
+        "  keys: PageUp/PageDown scroll, Up/Down history, Alt-Enter new line, Tab completes a path, F2 members, Ctrl-C quit"
             .to_owned(),
     );
     lines
@@ -154,6 +230,20 @@ mod tests {
         assert_eq!(parse("/mute"), Some(Command::Mute));
         assert!(matches!(parse("/nick"), Some(Command::Unknown(m)) if m.contains("needs a name")));
         assert!(matches!(parse("/dance"), Some(Command::Unknown(m)) if m.contains("/dance")));
+        assert_eq!(parse("/send bob a b.txt"), Some(Command::Send("bob a b.txt".into())));
+        assert!(matches!(parse("/send"), Some(Command::Unknown(m)) if m.contains("needs a file")));
+        assert_eq!(parse("/accept"), Some(Command::Answer { file: None, accept: true }));
+        assert_eq!(parse("/decline #2"), Some(Command::Answer { file: Some(2), accept: false }));
+        assert_eq!(parse("/cancel 3"), Some(Command::Cancel(Some(3))));
+        assert!(matches!(parse("/cancel x"), Some(Command::Unknown(m)) if m.contains("transfer number")));
+    }
+
+    #[test]
+    fn send_takes_a_name_only_when_the_whole_is_not_a_file() {
+        let exists = |p: &std::path::Path| p == std::path::Path::new("my notes.txt");
+        assert_eq!(send_target("my notes.txt", exists), (None, "my notes.txt".into()));
+        assert_eq!(send_target("bob my notes.txt", exists), (Some("bob".into()), "my notes.txt".into()));
+        assert_eq!(send_target("report.pdf", exists), (None, "report.pdf".into()));
     }
 
     #[test]

@@ -33,6 +33,13 @@ pub enum Outcome {
     TurnRefused(String),
     /// The TURN server did not answer.
     TurnUnreachable(String),
+    /// A receiver declined a file we offered (or a file expected was declined here).
+    FileDeclined(String),
+    /// A file transfer was cancelled, by either side.
+    FileCancelled(String),
+    /// A file transfer failed: unreadable, a disk full, a hash that did not match, a
+    /// member gone mid-transfer.
+    FileFailed(String),
     /// Ctrl-C or SIGTERM; connections were closed cleanly first.
     Interrupted(String),
 }
@@ -54,6 +61,9 @@ impl Outcome {
             Self::InputRejected(_) => 9,
             Self::TurnRefused(_) => 10,
             Self::TurnUnreachable(_) => 11,
+            Self::FileDeclined(_) => 12,
+            Self::FileCancelled(_) => 13,
+            Self::FileFailed(_) => 14,
             Self::Interrupted(_) => 130,
         }
     }
@@ -74,6 +84,9 @@ impl Outcome {
             | Self::InputRejected(m)
             | Self::TurnRefused(m)
             | Self::TurnUnreachable(m)
+            | Self::FileDeclined(m)
+            | Self::FileCancelled(m)
+            | Self::FileFailed(m)
             | Self::Interrupted(m) => Some(m),
         }
     }
@@ -106,8 +119,15 @@ Exit codes:
   9  a message was too long to send (the limit is 65,536 bytes once encoded)
  10  a TURN server refused the --ice-username/--ice-credential (with --relay-only)
  11  a TURN server did not answer (with --relay-only)
+ 12  a file was declined: by its receiver, or by the receiver's --max-file-size, or because
+     a receiving script runs without --accept-files
+ 13  a file transfer was cancelled (/cancel, on either side)
+ 14  a file transfer failed: the file could not be read, the receiver's disk filled up, the
+     hash did not match, or a member went away mid-transfer
 130  interrupted by Ctrl-C or SIGTERM (connections are closed cleanly first)
 
 In a room of several: a message goes to every member present when it is sent (those
 still connecting get it once connected); a script is done when each of them has
-acknowledged it or gone away. Members who join later do not get earlier messages.";
+acknowledged it or gone away. Members who join later do not get earlier messages.
+Files (--send-file) go the same way; the sender is done once every receiver has checked
+the file's SHA-256.";

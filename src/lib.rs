@@ -19,4 +19,5 @@ pub mod peer;
 pub mod sanitize;
 pub mod session;
 pub mod signaling;
+pub mod transfer;
 pub mod ui;

@@ -12,13 +12,14 @@ use peertalk_signal::proto::{self, ErrorCode, PeerId};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::app::{App, AudioAction, Effect, Event, Notice, Settings};
+use crate::app::{AcceptPolicy, App, AudioAction, Effect, Event, FileSettings, Notice, Settings};
 use crate::audio::Audio;
 use crate::classic;
 use crate::cli::{Config, SignalProtocol, SignalTarget};
 use crate::exit::Outcome;
 use crate::peer::{self, NetOptions, PeerEvent, PeerHandle};
 use crate::signaling::{self, JoinError, Joined, Membership, RelayEvent};
+use crate::transfer::{Transfers, names};
 
 /// How long shutting down waits for peer connections to flush and close: their own
 /// flush bound, and a little for the rest. Cutting it shorter would drop acknowledgements
@@ -47,6 +48,12 @@ pub enum UserInput {
     Hangup,
     /// Mute or unmute it (`/mute`).
     Mute,
+    /// Send a file (`/send [NAME] PATH`).
+    SendFile { to: Option<String>, path: std::path::PathBuf },
+    /// Accept or decline a file offer (`/accept [N]`, `/decline [N]`).
+    AnswerOffer { file: Option<u64>, accept: bool },
+    /// Stop a file transfer (`/cancel [N]`).
+    CancelFile(Option<u64>),
     /// Leave now.
     Quit,
 }
@@ -102,7 +109,20 @@ pub async fn run(config: Config, ui: &mut impl Frontend) -> Outcome {
         call_at_start: config.call_at_start,
         audio_from_file: config.audio.input.is_some(),
         to: config.to.clone(),
+        files: FileSettings {
+            accept: match (config.accept_files, ui.paced()) {
+                (true, _) => AcceptPolicy::Always,
+                (false, false) => AcceptPolicy::Ask,
+                (false, true) => AcceptPolicy::Never,
+            },
+            max_size: config.max_file_size,
+            expect: config.expect_files,
+            send: config.send_files.clone(),
+        },
     });
+    let receive_dir = config.receive_dir.clone().unwrap_or_else(|| names::default_receive_dir(!ui.paced()));
+    let (transfer_tx, mut transfer_rx) = mpsc::channel(256);
+    let mut transfers = Transfers::new(receive_dir, transfer_tx);
     let (audio_tx, mut audio_rx) = mpsc::channel(64);
     let audio = match Audio::spawn(config.audio.clone(), audio_tx) {
         Ok(audio) => audio,
@@ -139,7 +159,17 @@ pub async fn run(config: Config, ui: &mut impl Frontend) -> Outcome {
                     Some(event) => relay_event(event),
                     None => { relay_open = false; continue }
                 },
-                Some((id, event)) = peer_rx.recv() => Event::Peer { id, event },
+                Some((id, event)) = peer_rx.recv() => match event {
+                    PeerEvent::File(channel) => {
+                        transfers.attach(id, channel);
+                        continue;
+                    }
+                    event => Event::Peer { id, event },
+                },
+                Some(event) = transfer_rx.recv() => {
+                    transfers.observe(&event);
+                    Event::Transfer(event)
+                }
                 Some(event) = audio_rx.recv() => Event::Audio(event),
                 input = ui.next_input(), if input_open && (app.wants_input() || !ui.paced()) => match input {
                     UserInput::Line(text) => Event::Input { text, ts: now_ms() },
@@ -150,6 +180,9 @@ pub async fn run(config: Config, ui: &mut impl Frontend) -> Outcome {
                     UserInput::Call => Event::Call,
                     UserInput::Hangup => Event::Hangup,
                     UserInput::Mute => Event::Mute,
+                    UserInput::SendFile { to, path } => Event::SendFile { to, path },
+                    UserInput::AnswerOffer { file, accept } => Event::AnswerOffer { file, accept },
+                    UserInput::CancelFile(file) => Event::CancelFile(file),
                     UserInput::Quit => break 'run Outcome::Done,
                 },
                 () = sleep_until(deadline) => Event::TimedOut,
@@ -175,6 +208,7 @@ pub async fn run(config: Config, ui: &mut impl Frontend) -> Outcome {
                         link.command(command);
                     }
                 }
+                Effect::Transfer(command) => transfers.command(command),
                 Effect::Audio(action) => match action {
                     AudioAction::Start => audio.start(),
                     AudioAction::Stop => audio.stop(),
@@ -189,7 +223,7 @@ pub async fn run(config: Config, ui: &mut impl Frontend) -> Outcome {
             }
         }
         // Flush once a burst is over, not after every message of it.
-        let idle = peer_rx.is_empty() && relay.is_empty();
+        let idle = peer_rx.is_empty() && relay.is_empty() && transfer_rx.is_empty();
         if idle && let Err(e) = ui.flush().await {
             break Outcome::Internal(format!("could not write output: {e}"));
         }

@@ -112,6 +112,7 @@ async fn offers_that_cross_are_settled_and_both_tracks_flow_beside_the_chat() {
                         PeerEvent::PlainText { .. } | PeerEvent::PlainBinary { .. } | PeerEvent::Drained(_) => {
                             return Err(format!("side {from} took the chat channel for a plain one"));
                         }
+                        PeerEvent::File(_) => return Err(format!("side {from} saw a file channel nobody opened")),
                         PeerEvent::State(_) | PeerEvent::Path(_) => {}
                     }
                 }

@@ -129,6 +129,7 @@ mod tests {
             call_at_start,
             audio_from_file,
             to: None,
+            files: crate::app::FileSettings::default(),
         })
     }
 

@@ -11,6 +11,7 @@
 //! restart) may come from either side and cross; the peer module settles those.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use peertalk_signal::proto::{ClientMessage, ErrorCode, PeerId, PeerInfo, Signal};
@@ -19,10 +20,13 @@ use crate::audio::AudioEvent;
 use crate::envelope::{Envelope, MAX_ENVELOPE_BYTES};
 use crate::exit::Outcome;
 use crate::peer::{LinkState, Path, PeerCommand, PeerEvent};
+use crate::transfer::{TransferCommand, TransferEvent};
 
 mod call;
+mod files;
 
 pub use call::{AudioAction, CallState};
+pub use files::{AcceptPolicy, FileSettings, FileTrouble, human_size};
 
 /// Said of a peer that is not peertalk when its channel opens.
 pub const PLAIN_PEER: &str = "; it is not peertalk: plain text, and it sends no acknowledgements";
@@ -109,6 +113,20 @@ pub enum Event {
     Mute,
     /// The audio engine reported something.
     Audio(AudioEvent),
+    /// `/send [NAME] PATH`: send a file to every member, or to the one called `to`.
+    SendFile {
+        to: Option<String>,
+        path: PathBuf,
+    },
+    /// `/accept` or `/decline` a file offer: number `file`, or the oldest waiting.
+    AnswerOffer {
+        file: Option<u64>,
+        accept: bool,
+    },
+    /// `/cancel` file transfer `file`, or all of them.
+    CancelFile(Option<u64>),
+    /// A file transfer reported something.
+    Transfer(TransferEvent),
     /// The `--timeout` ran out.
     TimedOut,
 }
@@ -124,6 +142,8 @@ pub enum Effect {
     Peer { id: PeerId, command: PeerCommand },
     /// Tell the audio engine what to do.
     Audio(AudioAction),
+    /// Tell the file transfers what to do.
+    Transfer(TransferCommand),
     /// Tell the user.
     Show(Notice),
     /// Stop, for this reason.
@@ -259,6 +279,63 @@ pub enum Notice {
         peer: PeerId,
         dbfs: f32,
     },
+    /// A file offered: to us (`incoming`, by `who`), or by us to `who`. `ask`: the user is
+    /// to accept or decline it, by its number `file`.
+    FileOffer {
+        file: u64,
+        incoming: bool,
+        peer: PeerId,
+        who: String,
+        name: String,
+        size: u64,
+        sha256: String,
+        ask: bool,
+    },
+    /// `bytes` of a transfer are through, at `rate` bytes a second lately.
+    FileProgress {
+        file: u64,
+        incoming: bool,
+        peer: PeerId,
+        who: String,
+        name: String,
+        bytes: u64,
+        size: u64,
+        rate: f64,
+    },
+    /// A transfer goes on from byte `offset` after its connection was replaced.
+    FileResumed {
+        file: u64,
+        incoming: bool,
+        peer: PeerId,
+        who: String,
+        name: String,
+        offset: u64,
+        size: u64,
+    },
+    /// The receiver has the file and its hash matched; `path` where it was kept (received
+    /// files); `sent` the bytes put on the wire for it, re-sent ones included (sent files).
+    FileDone {
+        file: u64,
+        incoming: bool,
+        peer: PeerId,
+        who: String,
+        name: String,
+        size: u64,
+        sha256: String,
+        path: Option<String>,
+        sent: u64,
+    },
+    /// A transfer was declined, cancelled or failed, and why. No peer when the file could
+    /// not be read before it was offered.
+    FileFailed {
+        file: u64,
+        incoming: bool,
+        peer: Option<PeerId>,
+        who: Option<String>,
+        name: String,
+        trouble: FileTrouble,
+        reason: String,
+    },
 }
 
 /// Settings the app needs from the command line.
@@ -278,6 +355,7 @@ pub struct Settings {
     pub audio_from_file: bool,
     /// Every message goes to the member of this name only (`--to`).
     pub to: Option<String>,
+    pub files: FileSettings,
 }
 
 #[derive(Debug)]
@@ -361,6 +439,7 @@ pub struct App {
     ever_saw_peer: bool,
     exited: bool,
     call: call::Call,
+    files: files::Files,
 }
 
 impl App {
@@ -380,6 +459,7 @@ impl App {
             ever_saw_peer: false,
             exited: false,
             call: call::Call::default(),
+            files: files::Files::default(),
         }
     }
 
@@ -505,6 +585,10 @@ impl App {
             Event::Hangup => self.hang_up(&mut fx),
             Event::Mute => self.toggle_mute(&mut fx),
             Event::Audio(event) => self.on_audio(event, &mut fx),
+            Event::SendFile { to, path } => self.send_file(path, to, &mut fx),
+            Event::AnswerOffer { file, accept } => self.answer_offer(file, accept, &mut fx),
+            Event::CancelFile(file) => self.cancel_files(file, &mut fx),
+            Event::Transfer(event) => self.on_transfer(event, &mut fx),
         }
         self.check_done(&mut fx);
         fx
@@ -525,6 +609,10 @@ impl App {
         self.me = Some(me);
         if self.settings.call_at_start && self.call == call::Call::default() {
             self.start_call(fx);
+        }
+        for path in std::mem::take(&mut self.settings.files.send) {
+            let to = self.settings.to.clone();
+            self.send_file(path, to, fx);
         }
         for info in peers {
             self.ever_saw_peer = true;
@@ -629,6 +717,7 @@ impl App {
                 }
                 fx.push(Effect::Show(Notice::Connected { peer: id.clone(), name, path, plain }));
                 self.send_held(&id, reopened, fx);
+                self.files_on_open(&id, reopened, fx);
                 if self.call.wanted {
                     fx.push(Effect::Peer { id, command: PeerCommand::AddAudio });
                 }
@@ -669,6 +758,8 @@ impl App {
                 peer.failure = Some(reason);
             }
             PeerEvent::Closed => self.on_closed(&id, fx),
+            // The session hands transfer channels to the transfers, not to the app.
+            PeerEvent::File(_) => {}
         }
     }
 
@@ -696,6 +787,7 @@ impl App {
             (_, false) => "left",
             _ => "closed the connection",
         };
+        self.files_on_closed(id, &name, why, fx);
         if let Some(offer) = redial {
             // Back in the room: what it did not acknowledge goes on the new connection.
             self.dial(id.clone(), name, offer, false, fx);
@@ -915,6 +1007,8 @@ impl App {
             && self.outbox.is_empty()
             && self.received >= self.settings.expect.unwrap_or(0)
             && !(self.settings.audio_from_file && self.call.wanted)
+            && self.files.idle()
+            && self.files.expected_in(self.settings.files.expect)
     }
 
     fn check_done(&mut self, fx: &mut Vec<Effect>) {
@@ -940,6 +1034,8 @@ impl App {
             } else {
                 Outcome::PeerLeft(who.join("; "))
             }
+        } else if let Some(outcome) = self.files.outcome().filter(|_| self.settings.strict) {
+            outcome
         } else if self.rejected > 0 {
             Outcome::InputRejected(format!("{} message(s) could not be sent (see above)", self.rejected))
         } else {
@@ -984,6 +1080,7 @@ impl App {
             let by = if by.is_empty() { String::new() } else { format!(" by {}", by.join(", ")) };
             missing.push(format!("{} message(s) unacknowledged{by}", self.outbox.len()));
         }
+        missing.extend(self.files.unfinished());
         if let Some(expect) = self.settings.expect.filter(|e| self.received < *e) {
             missing.push(format!("{} of {expect} expected message(s) received", self.received));
         }
@@ -1017,6 +1114,7 @@ mod tests {
             call_at_start: false,
             audio_from_file: false,
             to: None,
+            files: FileSettings::default(),
         })
     }
 

@@ -28,9 +28,11 @@ use webrtc::peer_connection::{
 
 use crate::cli::IceServer;
 
+mod file;
 mod media;
 pub mod turn;
 
+pub use file::{FileChannel, FileMessage, file_id, file_label};
 pub use media::Media;
 
 /// The chat channel's label between peertalk clients. A channel with any other label
@@ -121,6 +123,8 @@ pub enum PeerCommand {
     AddAudio,
     /// Stop sending our audio: remove the track and renegotiate. The chat channel stays.
     RemoveAudio,
+    /// Open a channel for our file transfer `id`; it is reported as [`PeerEvent::File`].
+    OpenFile { id: u64 },
     /// Flush what is queued, then close.
     Close,
 }
@@ -151,6 +155,9 @@ pub enum PeerEvent {
     SendingAudio(bool),
     /// The peer's audio packets started (true) or stopped for a second (false).
     ReceivingAudio(bool),
+    /// A file transfer channel: one we asked for with [`PeerCommand::OpenFile`], or one
+    /// the peer opened to send us a file.
+    File(FileChannel),
     /// The connection is over and nothing more will come from it. Sent exactly once, as
     /// the last event, after every message the channel delivered.
     Closed,
@@ -572,6 +579,14 @@ impl Session {
                             self.negotiate(out).await?;
                         }
                     }
+                    Some(PeerCommand::OpenFile { id }) => {
+                        let channel = self
+                            .pc
+                            .create_data_channel(&file_label(id), Some(RTCDataChannelInit::default()))
+                            .await
+                            .map_err(|e| format!("could not create a file transfer channel: {e}"))?;
+                        out.emit(PeerEvent::File(FileChannel::new(channel, id, true))).await;
+                    }
                     Some(PeerCommand::Close) | None => return Ok(Ended::Closed),
                 },
                 () = sleep_until(restart_at) => {
@@ -725,10 +740,12 @@ impl Session {
     }
 
     /// Takes the first channel the offerer opened as the chat channel, whatever its label
-    /// (a page names its own); later ones are closed.
+    /// (a page names its own), and hands on file transfer channels; others are closed.
     async fn adopt_remote(&mut self, channel: Arc<dyn DataChannel>, out: &Outbox) {
         let label = channel.label().await.unwrap_or_default();
-        if self.channel.is_none() {
+        if let Some(id) = file_id(&label) {
+            out.emit(PeerEvent::File(FileChannel::new(channel, id, false))).await;
+        } else if self.channel.is_none() {
             debug!(label = %label.escape_debug(), "the peer opened the chat channel");
             self.adopt(channel, &label, out);
         } else {

@@ -20,6 +20,10 @@ pub enum Action {
     Quit,
     /// F2: show or hide the members panel.
     TogglePanel,
+    /// Tab: complete the path being typed.
+    Complete,
+    /// Alt-Y (true) or Alt-N: accept or decline the oldest file offer waiting.
+    Answer(bool),
 }
 
 /// The line being typed, with a cursor that counts characters.
@@ -84,6 +88,9 @@ impl Editor {
                 self.cursor = 0;
             }
             KeyCode::Char('k') if ctrl => self.text.truncate(self.cursor),
+            KeyCode::Char('y' | 'Y') if alt => return Action::Answer(true),
+            KeyCode::Char('n' | 'N') if alt => return Action::Answer(false),
+            KeyCode::Tab => return Action::Complete,
             KeyCode::Char('b') if alt => self.cursor = self.word_back(),
             KeyCode::Char('f') if alt => self.cursor = self.word_forward(),
             KeyCode::Char(c) if !ctrl => self.insert(c),
@@ -107,6 +114,18 @@ impl Editor {
             _ => {}
         }
         Action::None
+    }
+
+    /// Replaces the text, with the cursor at its end (a completion).
+    pub fn set_text(&mut self, text: &str) {
+        self.text = text.chars().collect();
+        self.cursor = self.text.len();
+    }
+
+    /// Whether the cursor is at the end of the text.
+    #[must_use]
+    pub fn at_end(&self) -> bool {
+        self.cursor == self.text.len()
     }
 
     fn insert(&mut self, c: char) {

@@ -2,6 +2,7 @@
 //! in [`Frontend::next_input`], so keys, network events and redraws all go through the
 //! session's one `select!`; the screen is redrawn only when something changed.
 
+mod complete;
 pub mod input;
 pub mod render;
 mod terminal;
@@ -87,6 +88,12 @@ impl Tui {
             Command::Call => return Some(UserInput::Call),
             Command::Hangup => return Some(UserInput::Hangup),
             Command::Mute => return Some(UserInput::Mute),
+            Command::Send(args) => {
+                let (to, path) = command::send_target(&args, std::path::Path::is_file);
+                return Some(UserInput::SendFile { to, path });
+            }
+            Command::Answer { file, accept } => return Some(UserInput::AnswerOffer { file, accept }),
+            Command::Cancel(file) => return Some(UserInput::CancelFile(file)),
             Command::Help => command::help().into_iter().for_each(|line| self.say(line, Tone::Info)),
             Command::Peers => {
                 let lines: Vec<String> = if self.view.peers.is_empty() {
@@ -142,6 +149,14 @@ impl Frontend for Tui {
                         self.dirty = true;
                     }
                     Action::Page(pages) => self.scroll(pages * self.page()),
+                    Action::Answer(accept) => return UserInput::AnswerOffer { file: None, accept },
+                    Action::Complete => {
+                        if self.editor.at_end()
+                            && let Some(line) = complete::send_line(&self.editor.text())
+                        {
+                            self.editor.set_text(&line);
+                        }
+                    }
                     Action::Submit(line) => match command::parse(&line) {
                         None => {
                             self.view.scroll_to_bottom();

@@ -10,6 +10,7 @@ use ratatui::widgets::Paragraph;
 
 use super::input::{Editor, display_width};
 use super::view::{CallBar, Delivery, Entry, RelayState, Tone, View};
+use crate::app::human_size;
 use crate::peer::LinkState;
 use crate::sanitize::for_terminal;
 
@@ -22,9 +23,15 @@ const SENDER_COLOURS: [Color; 6] =
 
 /// Draws the whole screen and places the cursor in the input line.
 pub fn draw(frame: &mut Frame, view: &View, editor: &Editor, utc_offset_secs: i32) {
-    let [messages, status, input] =
-        Layout::vertical([Constraint::Min(1), Constraint::Length(1), Constraint::Length(1)])
-            .areas(frame.area());
+    let shown = u16::try_from(view.transfers.len().min(MAX_TRANSFER_LINES)).unwrap_or(0);
+    let [messages, transfers, status, input] = Layout::vertical([
+        Constraint::Min(1),
+        Constraint::Length(shown),
+        Constraint::Length(1),
+        Constraint::Length(1),
+    ])
+    .areas(frame.area());
+    frame.render_widget(Paragraph::new(transfer_lines(view, transfers.width as usize)), transfers);
     let messages = if view.panel && messages.width >= MIN_WIDTH_FOR_PANEL {
         let [messages, panel] =
             Layout::horizontal([Constraint::Min(1), Constraint::Length(PANEL_WIDTH)]).areas(messages);
@@ -36,6 +43,47 @@ pub fn draw(frame: &mut Frame, view: &View, editor: &Editor, utc_offset_secs: i3
     draw_messages(frame, messages, view, utc_offset_secs);
     frame.render_widget(Paragraph::new(status_line(view, status.width as usize)), status);
     draw_input(frame, input, editor);
+}
+
+/// Transfers shown at once above the status bar; more are counted on the last line.
+const MAX_TRANSFER_LINES: usize = 4;
+
+/// One line per transfer: direction, number, name, member, then a bar with the rate and
+/// the time left, or how to answer an offer.
+fn transfer_lines(view: &View, width: usize) -> Vec<Line<'static>> {
+    let dim = Style::new().fg(Color::DarkGray);
+    let mut lines = Vec::new();
+    for (index, ((incoming, file, _), t)) in view.transfers.iter().enumerate() {
+        if index + 1 == MAX_TRANSFER_LINES && view.transfers.len() > MAX_TRANSFER_LINES {
+            let more = view.transfers.len() - index;
+            lines.push(Line::from(Span::styled(format!("  … and {more} more transfers"), dim)));
+            break;
+        }
+        let (arrow, dir) = if *incoming { ("⇣", "←") } else { ("⇡", "→") };
+        let head = format!("{arrow} #{file} {} {dir} {} ", for_terminal(&t.name), for_terminal(&t.who));
+        let tail = if t.asking {
+            format!("{} waits: /accept {file} or /decline {file}", human_size(t.size))
+        } else {
+            let percent = t.bytes.saturating_mul(100).checked_div(t.size).unwrap_or(100);
+            let left = if t.rate > 0.0 {
+                let secs = (t.size.saturating_sub(t.bytes)) as f64 / t.rate;
+                format!(" {}:{:02} left", (secs as u64) / 60, (secs as u64) % 60)
+            } else {
+                String::new()
+            };
+            let bar_width = 20usize;
+            let filled = usize::try_from(percent).unwrap_or(100).min(100) * bar_width / 100;
+            format!(
+                "[{}{}] {percent:>3}% {}/s{left}",
+                "=".repeat(filled),
+                " ".repeat(bar_width - filled),
+                human_size(t.rate as u64)
+            )
+        };
+        let text: String = format!("{head}{tail}").chars().take(width).collect();
+        lines.push(Line::from(Span::styled(text, Style::new().fg(Color::Cyan))));
+    }
+    lines
 }
 
 /// The members panel's width, and the narrowest screen that still shows it.

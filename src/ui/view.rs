@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use peertalk_signal::proto::PeerId;
 
-use crate::app::{CallState, Notice};
+use crate::app::{CallState, FileTrouble, Notice, human_size};
 use crate::peer::{LinkState, Path};
 
 /// How many entries the scrollback keeps.
@@ -63,6 +63,20 @@ pub struct PeerView {
     pub audio: Option<f32>,
 }
 
+/// A file transfer under way or waiting for an answer, as its progress line shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TransferView {
+    pub incoming: bool,
+    pub who: String,
+    pub name: String,
+    pub bytes: u64,
+    pub size: u64,
+    /// Bytes a second lately.
+    pub rate: f64,
+    /// An offer to us that waits for /accept or /decline.
+    pub asking: bool,
+}
+
 /// Our side of the call, as the status bar shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallBar {
@@ -92,6 +106,8 @@ pub struct View {
     pub panel: bool,
     /// Who has each of our recent messages, for `/info`.
     receipts: BTreeMap<u64, Receipt>,
+    /// File transfers under way, by direction (incoming), number and member.
+    pub transfers: BTreeMap<(bool, u64, PeerId), TransferView>,
 }
 
 /// Who has one of our messages.
@@ -122,6 +138,7 @@ impl View {
             muted: false,
             panel: false,
             receipts: BTreeMap::new(),
+            transfers: BTreeMap::new(),
         }
     }
 
@@ -288,6 +305,67 @@ impl View {
                     info(format!("{name} is sending audio{hint}"))
                 } else {
                     info(format!("{name} stopped sending audio"))
+                }
+            }
+            Notice::FileOffer { file, incoming, peer, who, name, size, ask, .. } => {
+                let view = TransferView {
+                    incoming: *incoming,
+                    who: who.clone(),
+                    name: name.clone(),
+                    bytes: 0,
+                    size: *size,
+                    rate: 0.0,
+                    asking: *ask,
+                };
+                self.transfers.insert((*incoming, *file, peer.clone()), view);
+                match (incoming, ask) {
+                    (true, true) => info(format!(
+                        "{who} offers {name} ({}): /accept {file} or /decline {file} (Alt-Y, Alt-N)",
+                        human_size(*size)
+                    )),
+                    (true, false) => info(format!("{who} offers {name} ({})", human_size(*size))),
+                    (false, _) => info(format!("offering {name} ({}) to {who}", human_size(*size))),
+                }
+            }
+            Notice::FileProgress { file, incoming, peer, bytes, rate, .. } => {
+                if let Some(view) = self.transfers.get_mut(&(*incoming, *file, peer.clone())) {
+                    view.bytes = *bytes;
+                    view.rate = *rate;
+                    view.asking = false;
+                }
+                return;
+            }
+            Notice::FileResumed { file, incoming, peer, who, name, offset, .. } => {
+                if let Some(view) = self.transfers.get_mut(&(*incoming, *file, peer.clone())) {
+                    view.bytes = *offset;
+                }
+                info(format!("{name} with {who} goes on from {}", human_size(*offset)))
+            }
+            Notice::FileDone { file, incoming, peer, who, name, size, path, .. } => {
+                self.transfers.remove(&(*incoming, *file, peer.clone()));
+                if *incoming {
+                    let path = path.as_deref().unwrap_or_default();
+                    info(format!(
+                        "received {name} from {who} ({}, SHA-256 checked): {path}",
+                        human_size(*size)
+                    ))
+                } else {
+                    info(format!("{who} has {name} ({}, SHA-256 checked)", human_size(*size)))
+                }
+            }
+            Notice::FileFailed { file, incoming, peer, who, name, trouble, reason } => {
+                if let Some(peer) = peer {
+                    self.transfers.remove(&(*incoming, *file, peer.clone()));
+                }
+                let with = match (who, incoming) {
+                    (Some(who), true) => format!(" from {who}"),
+                    (Some(who), false) => format!(" to {who}"),
+                    (None, _) => String::new(),
+                };
+                let line = format!("{name}{with}: {reason}");
+                match trouble {
+                    FileTrouble::Failed => error(line),
+                    FileTrouble::Declined | FileTrouble::Cancelled => info(line),
                 }
             }
             // The meter in the status bar shows it.

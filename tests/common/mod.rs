@@ -6,6 +6,7 @@
 
 pub mod audio;
 pub mod browser;
+pub mod files;
 pub mod netns;
 pub mod turn;
 

@@ -6,8 +6,9 @@ use std::io::{self, BufRead as _, Write as _};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::app::CallState;
-use crate::app::Notice;
+mod progress;
+
+use crate::app::{CallState, FileTrouble, Notice, human_size};
 use crate::cli::{Config, OutputFormat};
 use crate::command::{self, Command};
 use crate::exit::Outcome;
@@ -16,8 +17,12 @@ use crate::session::{self, Frontend, UserInput};
 
 /// Runs the chat headless and returns how it ended.
 pub async fn run(config: Config) -> Outcome {
-    let input =
-        if config.send.is_empty() { read_stdin(config.commands) } else { fixed_lines(config.send.clone()) };
+    // A script that names what it sends (--send, --send-file) does not read stdin.
+    let input = if config.send.is_empty() && config.send_files.is_empty() {
+        read_stdin(config.commands)
+    } else {
+        fixed_lines(config.send.clone())
+    };
     let mut printer = Printer::new(config.format, input);
     let outcome = session::run(config, &mut printer).await;
     printer.finish(&outcome).await;
@@ -89,9 +94,15 @@ fn command_input(line: String, line_no: u64) -> UserInput {
         Some(Command::Quit) => UserInput::Quit,
         Some(Command::Nick(name)) => UserInput::Rename(name),
         Some(Command::Msg { to, text }) => UserInput::Private { to, text },
+        Some(Command::Send(args)) => {
+            let (to, path) = command::send_target(&args, std::path::Path::is_file);
+            UserInput::SendFile { to, path }
+        }
+        Some(Command::Answer { file, accept }) => UserInput::AnswerOffer { file, accept },
+        Some(Command::Cancel(file)) => UserInput::CancelFile(file),
         Some(Command::Help | Command::Peers | Command::Members | Command::Info(_) | Command::Clear) => {
             UserInput::Invalid(format!(
-                "line {line_no}: {line} is for the interface; scripts can use /msg, /call, /hangup, /mute, /nick and /quit"
+                "line {line_no}: {line} is for the interface; scripts can use /msg, /send, /accept, /decline, /cancel, /call, /hangup, /mute, /nick and /quit"
             ))
         }
         Some(Command::Unknown(why)) => UserInput::Invalid(format!("line {line_no}: {why}")),
@@ -148,11 +159,18 @@ pub struct Printer {
     input: mpsc::Receiver<UserInput>,
     pending: Vec<u8>,
     out: StdoutWriter,
+    bars: progress::Bars,
 }
 
 impl Printer {
     fn new(format: OutputFormat, input: mpsc::Receiver<UserInput>) -> Self {
-        Self { format, input, pending: Vec::with_capacity(IO_BUFFER), out: StdoutWriter::spawn() }
+        Self {
+            format,
+            input,
+            pending: Vec::with_capacity(IO_BUFFER),
+            out: StdoutWriter::spawn(),
+            bars: progress::Bars::new(),
+        }
     }
 
     /// Says how the run ended (a JSON line in JSON mode; the sentence also goes to stderr,
@@ -188,6 +206,7 @@ impl Frontend for Printer {
         if matches!(notice, Notice::AudioLevel { .. }) {
             return Ok(());
         }
+        self.bars.show(notice);
         match self.format {
             OutputFormat::Json => self.push_json(&JsonLine::from(notice)),
             OutputFormat::Text => match notice {
@@ -198,7 +217,7 @@ impl Frontend for Printer {
                 }
                 other => {
                     if let Some(text) = describe(other) {
-                        let _ = writeln!(io::stderr(), "peertalk: {text}");
+                        self.bars.println(&format!("peertalk: {text}"));
                     }
                 }
             },
@@ -277,11 +296,55 @@ fn describe(notice: &Notice) -> Option<String> {
         Notice::Muted { muted: false } => "unmuted".to_owned(),
         Notice::PeerAudio { name: n, receiving: true, .. } => format!("{} is sending audio", name(n)),
         Notice::PeerAudio { name: n, receiving: false, .. } => format!("{} stopped sending audio", name(n)),
+        Notice::FileOffer { file, incoming: true, who, name: file_name, size, sha256, ask, .. } => {
+            let answer = if *ask { format!("; /accept {file} or /decline {file}") } else { String::new() };
+            format!(
+                "{} offers {} ({}, SHA-256 {}){answer}",
+                name(who),
+                name(file_name),
+                human_size(*size),
+                &sha256[..sha256.len().min(16)]
+            )
+        }
+        Notice::FileOffer { who, name: file_name, size, .. } => {
+            format!("offering {} ({}) to {}", name(file_name), human_size(*size), name(who))
+        }
+        Notice::FileResumed { who, name: file_name, offset, size, .. } => format!(
+            "the transfer of {} with {} goes on from {} of {}",
+            name(file_name),
+            name(who),
+            human_size(*offset),
+            human_size(*size)
+        ),
+        Notice::FileDone { incoming: true, who, name: file_name, size, path, .. } => format!(
+            "received {} from {} ({}, SHA-256 checked), saved as {}",
+            name(file_name),
+            name(who),
+            human_size(*size),
+            name(path.as_deref().unwrap_or_default())
+        ),
+        Notice::FileDone { who, name: file_name, size, .. } => {
+            format!("{} has {} ({}, SHA-256 checked)", name(who), name(file_name), human_size(*size))
+        }
+        Notice::FileFailed { incoming, who, name: file_name, trouble, reason, .. } => {
+            let with = match (who, incoming) {
+                (Some(who), true) => format!(" from {}", name(who)),
+                (Some(who), false) => format!(" to {}", name(who)),
+                (None, _) => String::new(),
+            };
+            let what = match trouble {
+                FileTrouble::Declined => "was declined",
+                FileTrouble::Cancelled => "was cancelled",
+                FileTrouble::Failed => "failed",
+            };
+            format!("{}{with} {what}: {}", name(file_name), name(reason))
+        }
         Notice::Message { .. }
         | Notice::Delivered { .. }
         | Notice::Settled { .. }
         | Notice::Transmitted { .. }
         | Notice::Sent { .. }
+        | Notice::FileProgress { .. }
         | Notice::AudioLevel { .. } => {
             return None;
         }
@@ -410,10 +473,87 @@ enum JsonLine<'a> {
         peer: &'a str,
         dbfs: f32,
     },
+    /// A file offered to us (`direction` "in", `from`) or by us (`direction` "out", `to`).
+    FileOffer {
+        file: u64,
+        direction: &'static str,
+        peer: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        from: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        to: Option<&'a str>,
+        name: &'a str,
+        size: u64,
+        sha256: &'a str,
+    },
+    /// At most ten a second per transfer. `rate` in bytes a second.
+    FileProgress {
+        file: u64,
+        direction: &'static str,
+        peer: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        from: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        to: Option<&'a str>,
+        name: &'a str,
+        bytes: u64,
+        size: u64,
+        rate: u64,
+    },
+    /// The transfer goes on from `offset` on a new connection.
+    FileResumed {
+        file: u64,
+        direction: &'static str,
+        peer: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        from: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        to: Option<&'a str>,
+        name: &'a str,
+        offset: u64,
+        size: u64,
+    },
+    /// The receiver checked the SHA-256 and kept the file (`path`, when we received it);
+    /// `sent` the bytes we put on the wire for it (when we sent it).
+    FileDone {
+        file: u64,
+        direction: &'static str,
+        peer: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        from: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        to: Option<&'a str>,
+        name: &'a str,
+        size: u64,
+        sha256: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        path: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        sent: Option<u64>,
+    },
+    /// `kind` is `declined`, `cancelled` or `failed`.
+    FileFailed {
+        file: u64,
+        direction: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        peer: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        from: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        to: Option<&'a str>,
+        name: &'a str,
+        kind: &'static str,
+        reason: &'a str,
+    },
     Exit {
         code: u8,
         message: Option<&'a str>,
     },
+}
+
+/// A transfer's direction, and the member it is from or to, as JSON fields.
+fn ends(incoming: bool, who: Option<&str>) -> (&'static str, Option<&str>, Option<&str>) {
+    if incoming { ("in", who, None) } else { ("out", None, who) }
 }
 
 impl<'a> From<&'a Notice> for JsonLine<'a> {
@@ -477,6 +617,71 @@ impl<'a> From<&'a Notice> for JsonLine<'a> {
                 Self::PeerAudio { peer: &peer.0, name, receiving: *receiving }
             }
             Notice::AudioLevel { peer, dbfs } => Self::AudioLevel { peer: &peer.0, dbfs: *dbfs },
+            Notice::FileOffer { file, incoming, peer, who, name, size, sha256, .. } => {
+                let (direction, from, to) = ends(*incoming, Some(who));
+                Self::FileOffer { file: *file, direction, peer: &peer.0, from, to, name, size: *size, sha256 }
+            }
+            Notice::FileProgress { file, incoming, peer, who, name, bytes, size, rate } => {
+                let (direction, from, to) = ends(*incoming, Some(who));
+                #[expect(
+                    clippy::cast_possible_truncation,
+                    clippy::cast_sign_loss,
+                    reason = "a rate in bytes a second"
+                )]
+                let rate = *rate as u64;
+                Self::FileProgress {
+                    file: *file,
+                    direction,
+                    peer: &peer.0,
+                    from,
+                    to,
+                    name,
+                    bytes: *bytes,
+                    size: *size,
+                    rate,
+                }
+            }
+            Notice::FileResumed { file, incoming, peer, who, name, offset, size } => {
+                let (direction, from, to) = ends(*incoming, Some(who));
+                Self::FileResumed {
+                    file: *file,
+                    direction,
+                    peer: &peer.0,
+                    from,
+                    to,
+                    name,
+                    offset: *offset,
+                    size: *size,
+                }
+            }
+            Notice::FileDone { file, incoming, peer, who, name, size, sha256, path, sent } => {
+                let (direction, from, to) = ends(*incoming, Some(who));
+                Self::FileDone {
+                    file: *file,
+                    direction,
+                    peer: &peer.0,
+                    from,
+                    to,
+                    name,
+                    size: *size,
+                    sha256,
+                    path: path.as_deref(),
+                    sent: (!*incoming).then_some(*sent),
+                }
+            }
+            Notice::FileFailed { file, incoming, peer, who, name, trouble, reason } => {
+                let (direction, from, to) = ends(*incoming, who.as_deref());
+                Self::FileFailed {
+                    file: *file,
+                    direction,
+                    peer: peer.as_ref().map(|p| p.0.as_str()),
+                    from,
+                    to,
+                    name,
+                    kind: trouble.as_str(),
+                    reason,
+                }
+            }
         }
     }
 }

@@ -1,0 +1,527 @@
+//! Files, as the app sees them: what is offered to whom, what is accepted, and how each
+//! transfer ended. The I/O (hashing, channels, disk) is in `crate::transfer`; this part
+//! decides, and keeps the count a script's exit code comes from.
+//!
+//! A file goes to the members present when it is ready (or to the one named), as a
+//! message does; members whose connection is still opening get it once it opens, and if
+//! nobody is there yet, the first members to arrive get it.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use peertalk_signal::proto::PeerId;
+
+use super::{App, Effect, Link, Notice};
+use crate::exit::Outcome;
+use crate::peer::PeerCommand;
+use crate::transfer::{End, FileInfo, TransferCommand, TransferEvent, TransferKey};
+
+/// What happens to a file a peer offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcceptPolicy {
+    /// The user answers (`/accept`, `/decline`): the interface.
+    Ask,
+    /// Taken at once (`--accept-files`).
+    Always,
+    /// Declined, with the reason (a script without `--accept-files`).
+    Never,
+}
+
+/// The command line's say on files.
+#[derive(Debug, Clone)]
+pub struct FileSettings {
+    pub accept: AcceptPolicy,
+    /// Larger offers are declined (`--max-file-size`).
+    pub max_size: u64,
+    /// A script is done once this many offered files have ended (`--expect-files`).
+    pub expect: Option<usize>,
+    /// Files to send at start (`--send-file`).
+    pub send: Vec<PathBuf>,
+}
+
+impl Default for FileSettings {
+    /// A script that sends none and takes none.
+    fn default() -> Self {
+        Self { accept: AcceptPolicy::Never, max_size: u64::MAX, expect: None, send: Vec::new() }
+    }
+}
+
+/// How a transfer that did not end well ended, worst last: a script's exit code is the
+/// worst of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum FileTrouble {
+    Declined,
+    Cancelled,
+    Failed,
+}
+
+impl FileTrouble {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Declined => "declined",
+            Self::Cancelled => "cancelled",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// Transfers in both directions.
+#[derive(Debug, Default)]
+pub(super) struct Files {
+    /// Numbers for transfers, the user's handle on them; ours double as the wire's id.
+    next: u64,
+    outgoing: BTreeMap<u64, OutFile>,
+    incoming: BTreeMap<TransferKey, InFile>,
+    /// Offers that ended, either way, and those that ended with the file here.
+    ended_in: usize,
+    /// Transfers that did not end well, with the sentence for each.
+    troubles: Vec<(FileTrouble, String)>,
+}
+
+#[derive(Debug)]
+struct OutFile {
+    path: PathBuf,
+    /// Known once the file is read through and hashed.
+    info: Option<FileInfo>,
+    /// The one member it is for, by name.
+    to: Option<String>,
+    /// Members it goes to, and whether their channel was asked for.
+    targets: BTreeMap<PeerId, bool>,
+    /// It went out to somebody: members who join later do not get it.
+    offered: bool,
+}
+
+#[derive(Debug)]
+struct InFile {
+    number: u64,
+    info: FileInfo,
+    from: String,
+    accepted: bool,
+}
+
+impl Files {
+    /// Whether no transfer is still under way or waiting.
+    pub(super) fn idle(&self) -> bool {
+        self.outgoing.is_empty() && self.incoming.values().all(|f| !f.accepted)
+    }
+
+    /// Whether the offers a script expects have ended.
+    pub(super) fn expected_in(&self, expect: Option<usize>) -> bool {
+        self.ended_in >= expect.unwrap_or(0)
+    }
+
+    /// The outcome for transfers that did not end well, the worst first.
+    pub(super) fn outcome(&self) -> Option<Outcome> {
+        let worst = self.troubles.iter().map(|(t, _)| *t).max()?;
+        let why = self.troubles.iter().map(|(_, s)| s.as_str()).collect::<Vec<_>>().join("; ");
+        Some(match worst {
+            FileTrouble::Declined => Outcome::FileDeclined(why),
+            FileTrouble::Cancelled => Outcome::FileCancelled(why),
+            FileTrouble::Failed => Outcome::FileFailed(why),
+        })
+    }
+
+    /// What is unfinished, for a timeout's sentence.
+    pub(super) fn unfinished(&self) -> Option<String> {
+        let n = self.outgoing.len() + self.incoming.values().filter(|f| f.accepted).count();
+        (n > 0).then(|| format!("{n} file transfer(s) unfinished"))
+    }
+}
+
+impl App {
+    /// `/send` or `--send-file`: read and hash it first; it is offered once that is done.
+    pub(super) fn send_file(&mut self, path: PathBuf, to: Option<String>, fx: &mut Vec<Effect>) {
+        if let Some(name) = &to
+            && !self.settings.strict
+            && !self
+                .peers
+                .values()
+                .any(|p| p.in_room && p.link != Link::Gone && p.name.eq_ignore_ascii_case(name))
+        {
+            fx.push(Effect::Show(Notice::InputRejected {
+                reason: format!("nobody called {name} is in this room (/peers lists who is)"),
+            }));
+            return;
+        }
+        self.files.next += 1;
+        let id = self.files.next;
+        let file = OutFile { path: path.clone(), info: None, to, targets: BTreeMap::new(), offered: false };
+        self.files.outgoing.insert(id, file);
+        fx.push(Effect::Transfer(TransferCommand::Prepare { id, path }));
+    }
+
+    pub(super) fn on_transfer(&mut self, event: TransferEvent, fx: &mut Vec<Effect>) {
+        match event {
+            TransferEvent::Prepared { id, result } => self.on_prepared(id, result.map(|p| p.info), fx),
+            TransferEvent::Offered { key, info } => self.on_offered(key, info, fx),
+            TransferEvent::Progress { key, bytes, rate } => {
+                if let Some((number, name, size, who)) = self.describe(&key) {
+                    fx.push(Effect::Show(Notice::FileProgress {
+                        file: number,
+                        incoming: !key.outgoing,
+                        peer: key.peer,
+                        who,
+                        name,
+                        bytes,
+                        size,
+                        rate,
+                    }));
+                }
+            }
+            TransferEvent::Resumed { key, offset } => {
+                if let Some((number, name, size, who)) = self.describe(&key) {
+                    fx.push(Effect::Show(Notice::FileResumed {
+                        file: number,
+                        incoming: !key.outgoing,
+                        peer: key.peer,
+                        who,
+                        name,
+                        offset,
+                        size,
+                    }));
+                }
+            }
+            TransferEvent::Interrupted { .. } => {}
+            TransferEvent::Finished { key, end } => self.on_transfer_end(key, end, fx),
+        }
+    }
+
+    fn on_prepared(&mut self, id: u64, result: Result<FileInfo, String>, fx: &mut Vec<Effect>) {
+        let Some(file) = self.files.outgoing.get_mut(&id) else { return };
+        match result {
+            Ok(info) => {
+                file.info = Some(info);
+                let wanted = file.to.as_ref().map(|n| n.to_lowercase());
+                let members: Vec<PeerId> = self
+                    .peers
+                    .iter()
+                    .filter(|(_, p)| p.in_room && p.link != Link::Gone && !p.speculative && !p.plain)
+                    .filter(|(_, p)| wanted.as_ref().is_none_or(|n| p.name.to_lowercase() == *n))
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                for peer in members {
+                    self.offer_file(id, peer, fx);
+                }
+            }
+            Err(reason) => {
+                let name =
+                    file.path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+                self.files.outgoing.remove(&id);
+                self.files.troubles.push((FileTrouble::Failed, reason.clone()));
+                fx.push(Effect::Show(Notice::FileFailed {
+                    file: id,
+                    incoming: false,
+                    peer: None,
+                    who: None,
+                    name,
+                    trouble: FileTrouble::Failed,
+                    reason,
+                }));
+            }
+        }
+    }
+
+    /// Adds a member to a file's targets, and opens its channel if the connection is open.
+    fn offer_file(&mut self, id: u64, peer: PeerId, fx: &mut Vec<Effect>) {
+        let Some(file) = self.files.outgoing.get_mut(&id) else { return };
+        let open = self.peers.get(&peer).is_some_and(|p| p.link == Link::Open);
+        file.targets.insert(peer.clone(), open);
+        if open {
+            file.offered = true;
+            self.open_file_channel(id, peer, false, fx);
+        }
+    }
+
+    /// Asks for a channel to send file `id` to `peer` on; says so unless it resumes.
+    fn open_file_channel(&self, id: u64, peer: PeerId, resuming: bool, fx: &mut Vec<Effect>) {
+        if !resuming && let Some(info) = self.files.outgoing.get(&id).and_then(|f| f.info.as_ref()) {
+            let who = self.peers.get(&peer).map_or_else(|| peer.0.clone(), |p| p.name.clone());
+            fx.push(Effect::Show(Notice::FileOffer {
+                file: id,
+                incoming: false,
+                peer: peer.clone(),
+                who,
+                name: info.name.clone(),
+                size: info.size,
+                sha256: info.sha256.clone(),
+                ask: false,
+            }));
+        }
+        fx.push(Effect::Peer { id: peer, command: PeerCommand::OpenFile { id } });
+    }
+
+    /// A member's channel opened: files waiting for it go out; on a connection that
+    /// replaced a broken one (`reopened`), unfinished ones resume on new channels. A
+    /// newcomer gets the files that have not gone to anybody yet.
+    pub(super) fn files_on_open(&mut self, peer: &PeerId, reopened: bool, fx: &mut Vec<Effect>) {
+        let Some(member) = self.peers.get(peer) else { return };
+        if member.plain {
+            return;
+        }
+        let name = member.name.to_lowercase();
+        let mut due = Vec::new();
+        for (id, file) in &mut self.files.outgoing {
+            if file.info.is_none() {
+                continue;
+            }
+            let newcomer = !file.offered
+                && !file.targets.contains_key(peer)
+                && file.to.as_ref().is_none_or(|n| n.to_lowercase() == name);
+            let resuming = match file.targets.get_mut(peer) {
+                Some(asked) if !*asked || reopened => std::mem::replace(asked, true),
+                None if newcomer => {
+                    file.targets.insert(peer.clone(), true);
+                    false
+                }
+                _ => continue,
+            };
+            file.offered = true;
+            due.push((*id, resuming));
+        }
+        for (id, resuming) in due {
+            self.open_file_channel(id, peer.clone(), resuming, fx);
+        }
+    }
+
+    /// The connection to a member is over for good: its transfers end.
+    pub(super) fn files_on_closed(&mut self, peer: &PeerId, name: &str, why: &str, fx: &mut Vec<Effect>) {
+        let reason = format!("{name} {why}");
+        let mut never_asked = Vec::new();
+        for (id, file) in &mut self.files.outgoing {
+            match file.targets.get(peer) {
+                Some(true) => {
+                    let key = TransferKey { peer: peer.clone(), id: *id, outgoing: true };
+                    fx.push(Effect::Transfer(TransferCommand::Abandon { key, reason: reason.clone() }));
+                }
+                Some(false) => never_asked.push(*id),
+                None => {}
+            }
+        }
+        for id in never_asked {
+            let key = TransferKey { peer: peer.clone(), id, outgoing: true };
+            let reason = format!("{name} {why} before the file could be offered");
+            self.on_transfer_end(key, End::Failed { reason }, fx);
+        }
+        for key in self.files.incoming.keys().filter(|k| k.peer == *peer) {
+            fx.push(Effect::Transfer(TransferCommand::Abandon { key: key.clone(), reason: reason.clone() }));
+        }
+    }
+
+    fn on_offered(&mut self, key: TransferKey, info: FileInfo, fx: &mut Vec<Effect>) {
+        let Some(from) = self.peers.get(&key.peer).map(|p| p.name.clone()) else { return };
+        self.files.next += 1;
+        let number = self.files.next;
+        fx.push(Effect::Show(Notice::FileOffer {
+            file: number,
+            incoming: true,
+            peer: key.peer.clone(),
+            who: from.clone(),
+            name: info.name.clone(),
+            size: info.size,
+            sha256: info.sha256.clone(),
+            ask: self.settings.files.accept == AcceptPolicy::Ask && info.size <= self.settings.files.max_size,
+        }));
+        let limit = self.settings.files.max_size;
+        let decision = if info.size > limit {
+            Some(Err(format!(
+                "it is {}, over the receiver's limit of {} (--max-file-size)",
+                human_size(info.size),
+                human_size(limit)
+            )))
+        } else {
+            match self.settings.files.accept {
+                AcceptPolicy::Always => Some(Ok(())),
+                AcceptPolicy::Never => Some(Err(
+                    "the receiver is a script that does not take files (it runs without --accept-files)"
+                        .to_owned(),
+                )),
+                AcceptPolicy::Ask => None,
+            }
+        };
+        self.files.incoming.insert(key.clone(), InFile { number, info, from, accepted: false });
+        match decision {
+            Some(Ok(())) => self.accept(key, fx),
+            Some(Err(reason)) => fx.push(Effect::Transfer(TransferCommand::Decline { key, reason })),
+            None => {}
+        }
+    }
+
+    fn accept(&mut self, key: TransferKey, fx: &mut Vec<Effect>) {
+        if let Some(file) = self.files.incoming.get_mut(&key) {
+            file.accepted = true;
+            fx.push(Effect::Transfer(TransferCommand::Accept { key }));
+        }
+    }
+
+    /// `/accept` or `/decline`, for offer `number` or else the oldest one waiting.
+    pub(super) fn answer_offer(&mut self, number: Option<u64>, accept: bool, fx: &mut Vec<Effect>) {
+        let waiting = self
+            .files
+            .incoming
+            .iter()
+            .filter(|(_, f)| !f.accepted)
+            .find(|(_, f)| number.is_none_or(|n| f.number == n))
+            .map(|(key, _)| key.clone());
+        let Some(key) = waiting else {
+            let text = match number {
+                Some(n) => format!("no file offer #{n} is waiting for an answer"),
+                None => "no file offer is waiting for an answer".to_owned(),
+            };
+            return fx.push(Effect::Show(Notice::Warning { text }));
+        };
+        if accept {
+            self.accept(key, fx);
+        } else {
+            let reason = format!("{} declined it", self.settings.name);
+            fx.push(Effect::Transfer(TransferCommand::Decline { key, reason }));
+        }
+    }
+
+    /// `/cancel`: transfer `number`, or else every transfer under way.
+    pub(super) fn cancel_files(&mut self, number: Option<u64>, fx: &mut Vec<Effect>) {
+        let reason = format!("{} cancelled it", self.settings.name);
+        let mut keys: Vec<TransferKey> = self
+            .files
+            .incoming
+            .iter()
+            .filter(|(_, f)| number.is_none_or(|n| f.number == n))
+            .map(|(key, _)| key.clone())
+            .collect();
+        let mut never_asked = Vec::new();
+        // Files still being hashed, or waiting for somebody to join.
+        let mut unsent = Vec::new();
+        for (id, file) in &self.files.outgoing {
+            if number.is_some_and(|n| n != *id) {
+                continue;
+            }
+            for (peer, asked) in &file.targets {
+                let key = TransferKey { peer: peer.clone(), id: *id, outgoing: true };
+                if *asked { keys.push(key) } else { never_asked.push(key) }
+            }
+            if file.targets.is_empty() {
+                unsent.push(*id);
+            }
+        }
+        if keys.is_empty() && never_asked.is_empty() && unsent.is_empty() {
+            let text = match number {
+                Some(n) => format!("there is no file transfer #{n} to cancel"),
+                None => "there is no file transfer to cancel".to_owned(),
+            };
+            return fx.push(Effect::Show(Notice::Warning { text }));
+        }
+        for key in keys {
+            fx.push(Effect::Transfer(TransferCommand::Cancel { key, reason: reason.clone() }));
+        }
+        for key in never_asked {
+            self.on_transfer_end(key, End::Cancelled { reason: reason.clone(), by_us: true }, fx);
+        }
+        for id in unsent {
+            if let Some(file) = self.files.outgoing.remove(&id) {
+                let name =
+                    file.path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+                self.files
+                    .troubles
+                    .push((FileTrouble::Cancelled, format!("{name} was cancelled before it was offered")));
+                fx.push(Effect::Show(Notice::FileFailed {
+                    file: id,
+                    incoming: false,
+                    peer: None,
+                    who: None,
+                    name,
+                    trouble: FileTrouble::Cancelled,
+                    reason: reason.clone(),
+                }));
+                fx.push(Effect::Transfer(TransferCommand::Release { id }));
+            }
+        }
+    }
+
+    fn on_transfer_end(&mut self, key: TransferKey, end: End, fx: &mut Vec<Effect>) {
+        let who = self.peers.get(&key.peer).map(|p| p.name.clone());
+        let (number, info, who) = if key.outgoing {
+            let Some(file) = self.files.outgoing.get_mut(&key.id) else { return };
+            if file.targets.remove(&key.peer).is_none() {
+                return;
+            }
+            let Some(info) = file.info.clone() else { return };
+            if file.targets.is_empty() {
+                self.files.outgoing.remove(&key.id);
+                fx.push(Effect::Transfer(TransferCommand::Release { id: key.id }));
+            }
+            (key.id, info, who.unwrap_or_else(|| key.peer.0.clone()))
+        } else {
+            let Some(file) = self.files.incoming.remove(&key) else { return };
+            self.files.ended_in += 1;
+            (file.number, file.info, file.from)
+        };
+        let incoming = !key.outgoing;
+        let trouble = match &end {
+            End::Done { path, sent } => {
+                return fx.push(Effect::Show(Notice::FileDone {
+                    file: number,
+                    incoming,
+                    peer: key.peer,
+                    who,
+                    name: info.name,
+                    size: info.size,
+                    sha256: info.sha256,
+                    path: path.as_ref().map(|p| p.display().to_string()),
+                    sent: *sent,
+                }));
+            }
+            End::Declined { .. } => FileTrouble::Declined,
+            End::Cancelled { .. } => FileTrouble::Cancelled,
+            End::Failed { .. } => FileTrouble::Failed,
+        };
+        let (End::Declined { reason, .. } | End::Cancelled { reason, .. } | End::Failed { reason }) = end
+        else {
+            return;
+        };
+        let declined_here = incoming && trouble == FileTrouble::Declined;
+        // A receiver that declined did what it was set to do; a script expecting files
+        // that did not get them did not.
+        if !declined_here || self.settings.files.expect.is_some() {
+            let sentence = if incoming {
+                format!("{} from {who} {}: {reason}", info.name, trouble.as_str())
+            } else {
+                format!("{} to {who} {}: {reason}", info.name, trouble.as_str())
+            };
+            self.files.troubles.push((trouble, sentence));
+        }
+        fx.push(Effect::Show(Notice::FileFailed {
+            file: number,
+            incoming,
+            peer: Some(key.peer),
+            who: Some(who),
+            name: info.name,
+            trouble,
+            reason,
+        }));
+    }
+
+    /// A transfer's number, file name, size and member, for a notice.
+    fn describe(&self, key: &TransferKey) -> Option<(u64, String, u64, String)> {
+        let who = self.peers.get(&key.peer).map_or_else(|| key.peer.0.clone(), |p| p.name.clone());
+        if key.outgoing {
+            let info = self.files.outgoing.get(&key.id)?.info.as_ref()?;
+            Some((key.id, info.name.clone(), info.size, who))
+        } else {
+            let file = self.files.incoming.get(key)?;
+            Some((file.number, file.info.name.clone(), file.info.size, file.from.clone()))
+        }
+    }
+}
+
+/// A size as people read it: `1.5 MiB`.
+#[must_use]
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+    let mut size = bytes as f64;
+    let mut unit = 0;
+    while size >= 1024.0 && unit < UNITS.len() - 1 {
+        size /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{bytes} bytes") } else { format!("{size:.1} {}", UNITS[unit]) }
+}
