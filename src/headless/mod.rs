@@ -623,11 +623,7 @@ impl<'a> From<&'a Notice> for JsonLine<'a> {
             }
             Notice::FileProgress { file, incoming, peer, who, name, bytes, size, rate } => {
                 let (direction, from, to) = ends(*incoming, Some(who));
-                #[expect(
-                    clippy::cast_possible_truncation,
-                    clippy::cast_sign_loss,
-                    reason = "a rate in bytes a second"
-                )]
+                // Bytes a second: whole ones are enough.
                 let rate = *rate as u64;
                 Self::FileProgress {
                     file: *file,
