@@ -525,3 +525,182 @@ pub fn human_size(bytes: u64) -> String {
     }
     if unit == 0 { format!("{bytes} bytes") } else { format!("{size:.1} {}", UNITS[unit]) }
 }
+
+#[cfg(test)]
+mod tests {
+    use peertalk_signal::proto::PeerInfo;
+
+    use super::*;
+    use crate::app::{Event, Settings};
+    use crate::peer::PeerEvent;
+    use crate::transfer::Prepared;
+
+    fn app(accept: AcceptPolicy) -> App {
+        App::new(Settings {
+            name: "alice".into(),
+            room: "demo".into(),
+            expect: None,
+            strict: true,
+            relay_only: false,
+            call_at_start: false,
+            audio_from_file: false,
+            to: None,
+            files: FileSettings { accept, max_size: 1000, expect: None, send: Vec::new() },
+        })
+    }
+
+    fn pid(s: &str) -> PeerId {
+        PeerId(s.into())
+    }
+
+    fn info(size: u64) -> FileInfo {
+        FileInfo { name: "a.bin".into(), size, sha256: "ab".repeat(32), mime: None }
+    }
+
+    fn join(a: &mut App, id: &str, name: &str) -> Vec<Effect> {
+        a.update(Event::PeerJoined {
+            peer: PeerInfo { id: pid(id), name: name.into() },
+            offer: false,
+            page: false,
+        });
+        a.update(Event::Peer { id: pid(id), event: PeerEvent::Open { plain: false } })
+    }
+
+    fn opened_files(fx: &[Effect]) -> Vec<(PeerId, u64)> {
+        fx.iter()
+            .filter_map(|e| match e {
+                Effect::Peer { id, command: PeerCommand::OpenFile { id: file } } => Some((id.clone(), *file)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn transfer_commands(fx: &[Effect]) -> Vec<TransferCommand> {
+        fx.iter()
+            .filter_map(|e| match e {
+                Effect::Transfer(c) => Some(c.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn exit(fx: &[Effect]) -> Option<&Outcome> {
+        fx.iter().find_map(|e| match e {
+            Effect::Exit(o) => Some(o),
+            _ => None,
+        })
+    }
+
+    /// Sends a file of `size` bytes as transfer 1 and reports it prepared.
+    fn send(a: &mut App, size: u64) -> Vec<Effect> {
+        let fx = a.update(Event::SendFile { to: None, path: "a.bin".into() });
+        assert_eq!(transfer_commands(&fx), [TransferCommand::Prepare { id: 1, path: "a.bin".into() }]);
+        let prepared = Prepared { path: "a.bin".into(), info: info(size) };
+        a.update(Event::Transfer(TransferEvent::Prepared { id: 1, result: Ok(prepared) }))
+    }
+
+    fn offered(a: &mut App, from: &str, size: u64) -> Vec<Effect> {
+        let key = TransferKey { peer: pid(from), id: 7, outgoing: false };
+        a.update(Event::Transfer(TransferEvent::Offered { key, info: info(size) }))
+    }
+
+    #[test]
+    fn a_script_without_accept_files_declines_saying_how_to_take_them() {
+        let mut a = app(AcceptPolicy::Never);
+        a.update(Event::Welcome { me: pid("p0"), peers: vec![] });
+        join(&mut a, "p1", "bob");
+        let commands = transfer_commands(&offered(&mut a, "p1", 10));
+        assert!(
+            matches!(&commands[..], [TransferCommand::Decline { reason, .. }] if reason.contains("--accept-files")),
+            "{commands:?}"
+        );
+    }
+
+    #[test]
+    fn an_offer_over_the_limit_is_declined_naming_both_sizes_even_when_files_are_taken() {
+        let mut a = app(AcceptPolicy::Always);
+        a.update(Event::Welcome { me: pid("p0"), peers: vec![] });
+        join(&mut a, "p1", "bob");
+        let commands = transfer_commands(&offered(&mut a, "p1", 5000));
+        assert!(
+            matches!(&commands[..], [TransferCommand::Decline { reason, .. }]
+                if reason.contains("4.9 KiB") && reason.contains("1000 bytes")),
+            "{commands:?}"
+        );
+        let commands = transfer_commands(&offered(&mut a, "p1", 1000));
+        assert!(matches!(&commands[..], [TransferCommand::Accept { .. }]), "{commands:?}");
+    }
+
+    #[test]
+    fn the_interface_asks_and_accept_takes_the_oldest_offer_waiting() {
+        let mut a = app(AcceptPolicy::Ask);
+        a.update(Event::Welcome { me: pid("p0"), peers: vec![] });
+        join(&mut a, "p1", "bob");
+        let fx = offered(&mut a, "p1", 10);
+        assert!(transfer_commands(&fx).is_empty(), "nothing decided yet");
+        assert!(fx.iter().any(|e| matches!(e, Effect::Show(Notice::FileOffer { ask: true, file: 1, .. }))));
+        let fx = a.update(Event::AnswerOffer { file: None, accept: true });
+        assert!(matches!(&transfer_commands(&fx)[..], [TransferCommand::Accept { .. }]));
+        let fx = a.update(Event::AnswerOffer { file: None, accept: false });
+        assert!(fx.iter().any(|e| matches!(e, Effect::Show(Notice::Warning { .. }))), "nothing else waits");
+    }
+
+    #[test]
+    fn a_file_sent_before_anyone_is_here_goes_to_the_first_member_only() {
+        let mut a = app(AcceptPolicy::Never);
+        a.update(Event::Welcome { me: pid("p0"), peers: vec![] });
+        assert!(opened_files(&send(&mut a, 10)).is_empty());
+        assert_eq!(opened_files(&join(&mut a, "p1", "bob")), [(pid("p1"), 1)]);
+        assert!(opened_files(&join(&mut a, "p2", "cid")).is_empty(), "it went out already");
+    }
+
+    #[test]
+    fn a_replaced_connection_resumes_unfinished_transfers_on_new_channels() {
+        let mut a = app(AcceptPolicy::Never);
+        a.update(Event::Welcome { me: pid("p0"), peers: vec![] });
+        join(&mut a, "p1", "bob");
+        assert_eq!(opened_files(&send(&mut a, 10)), [(pid("p1"), 1)]);
+        let fx = a.update(Event::Peer { id: pid("p1"), event: PeerEvent::Open { plain: false } });
+        assert_eq!(opened_files(&fx), [(pid("p1"), 1)], "the transfer asks for a new channel");
+        assert!(!fx.iter().any(|e| matches!(e, Effect::Show(Notice::FileOffer { .. }))), "not offered anew");
+    }
+
+    #[test]
+    fn a_sender_waits_for_every_receiver_and_exits_with_the_worst_ending() {
+        let mut a = app(AcceptPolicy::Never);
+        a.update(Event::Welcome { me: pid("p0"), peers: vec![] });
+        join(&mut a, "p1", "bob");
+        join(&mut a, "p2", "cid");
+        assert_eq!(opened_files(&send(&mut a, 10)).len(), 2);
+        a.update(Event::InputClosed);
+        let done = End::Done { path: None, sent: 10 };
+        let key = |p: &str| TransferKey { peer: pid(p), id: 1, outgoing: true };
+        let fx = a.update(Event::Transfer(TransferEvent::Finished { key: key("p1"), end: done }));
+        assert_eq!(exit(&fx), None, "cid has not answered");
+        let declined = End::Declined { reason: "no thanks".into(), by_us: false };
+        let fx = a.update(Event::Transfer(TransferEvent::Finished { key: key("p2"), end: declined }));
+        assert!(
+            matches!(exit(&fx), Some(Outcome::FileDeclined(why)) if why == "a.bin to cid declined: no thanks")
+        );
+        assert!(transfer_commands(&fx).contains(&TransferCommand::Release { id: 1 }));
+    }
+
+    #[test]
+    fn a_member_that_leaves_mid_transfer_has_its_transfer_abandoned() {
+        let mut a = app(AcceptPolicy::Never);
+        a.update(Event::Welcome { me: pid("p0"), peers: vec![] });
+        join(&mut a, "p1", "bob");
+        send(&mut a, 10);
+        a.update(Event::PeerLeft(pid("p1")));
+        let fx = a.update(Event::Peer { id: pid("p1"), event: PeerEvent::Closed });
+        let key = TransferKey { peer: pid("p1"), id: 1, outgoing: true };
+        assert_eq!(transfer_commands(&fx), [TransferCommand::Abandon { key, reason: "bob left".into() }]);
+    }
+
+    #[test]
+    fn sizes_read_as_people_say_them() {
+        assert_eq!(human_size(999), "999 bytes");
+        assert_eq!(human_size(1536), "1.5 KiB");
+        assert_eq!(human_size(50 * 1024 * 1024), "50.0 MiB");
+    }
+}
