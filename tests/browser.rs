@@ -419,3 +419,150 @@ async fn two_web_clients_chat_with_each_other_and_a_terminal_that_joins_last() {
     }
     cal.expect_count("delivered", 2).await;
 }
+
+/// Puts files into the web client's file input, as a person picking them would.
+fn pick_files(files: &[(&str, &str)]) -> String {
+    let adds: String = files
+        .iter()
+        .map(|(name, bytes)| format!("dt.items.add(new File([{bytes}], {}));", js(name)))
+        .collect();
+    format!(
+        "(() => {{ const dt = new DataTransfer(); {adds}
+           const input = document.querySelector('[data-testid=file-input]');
+           input.files = dt.files; input.dispatchEvent(new Event('change')); return true; }})()"
+    )
+}
+
+/// The bytes the page makes for a test file: `i * 7 mod 251`, `len` of them.
+fn page_bytes(len: usize) -> Vec<u8> {
+    (0..len).map(|i| u8::try_from(i * 7 % 251).expect("below 251")).collect()
+}
+
+fn page_bytes_js(len: usize) -> String {
+    format!("new Uint8Array({len}).map((_, i) => i * 7 % 251)")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_web_client_and_a_terminal_send_each_other_files_checked_by_sha256() {
+    let Some((ns, relay, mut browser)) =
+        stage("the_web_client_and_a_terminal_send_each_other_files_checked_by_sha256", &[]).await
+    else {
+        return;
+    };
+    let (outbox, inbox) = (common::files::TempDir::new("out"), common::files::TempDir::new("in"));
+    let file = common::files::random_file(outbox.path(), "for ann.bin", 3 * 1024 * 1024 + 17, 21);
+    let dir = inbox.arg();
+    let mut bob = Client::start_in(
+        &ns.name,
+        &relay.url,
+        "wf",
+        "bob",
+        &["--accept-files", "--receive-dir", &dir, "--expect-files", "1", "--commands"],
+    );
+    bob.expect_type("joined").await;
+    let page = browser.open(&web_page(&relay, "wf", "ann")).await;
+    member(&mut browser, &page, "bob", "connected").await;
+    bob.connected().await;
+
+    // Terminal to page: the page asks, the person accepts, the page checks the hash.
+    bob.say(&format!("/send {}", file.display())).await;
+    let asking = "document.querySelector('[data-testid=transfer][data-direction=in][data-state=asking] [data-testid=file-accept]')";
+    browser.wait_for(&page, &format!("!!{asking}"), "the offer").await;
+    browser.eval(&page, &format!("{asking}.click()")).await;
+    let done = "document.querySelector('[data-testid=transfer][data-direction=in][data-state=done] [data-testid=file-link]')";
+    let link = browser.wait_for(&page, &format!("{done} && {done}.download"), "the received file").await;
+    assert_eq!(link, "for ann.bin");
+    let hash = browser.eval(&page, "sha256Of([...state.receiving.values()][0].blob)").await;
+    assert_eq!(hash, common::files::sha256(&file));
+    let confirmed = bob.expect(|l| l["type"] == "file-done" && l["direction"] == "out", "ann's check").await;
+    assert_eq!(confirmed["to"], "ann");
+
+    // Page to terminal.
+    let len = 200_000;
+    browser.eval(&page, &pick_files(&[("from the page.bin", &page_bytes_js(len))])).await;
+    let received =
+        bob.expect(|l| l["type"] == "file-done" && l["direction"] == "in", "the page's file").await;
+    assert_eq!(received["from"], "ann");
+    let kept = std::fs::read(inbox.path().join("from the page.bin")).expect("kept under its name");
+    assert_eq!(kept, page_bytes(len));
+    let sent = "document.querySelector('[data-testid=transfer][data-direction=out][data-state=done]')";
+    browser.wait_for(&page, &format!("!!{sent}"), "the sent file marked done").await;
+    let bob = bob.finish().await;
+    assert_eq!(bob.code, Some(0), "{}", bob.stderr);
+}
+
+/// JavaScript for the page to play a lying sender on its own transfer channel: offer
+/// `offer`, and if accepted send `bytes` and (if `end`) the end; returns every reply.
+fn lie(id: u64, offer: &serde_json::Value, bytes: &str, end: bool) -> String {
+    format!(
+        "(async () => {{
+           const peer = [...state.peers.values()][0];
+           const ch = peer.pc.createDataChannel('file:{id}');
+           const replies = []; let wake = null;
+           ch.onmessage = ({{ data }}) => {{ replies.push(JSON.parse(data)); if (wake) wake(); }};
+           const next = async (n) => {{ while (replies.length < n) await new Promise((r) => (wake = r)); }};
+           await new Promise((r) => (ch.onopen = r));
+           ch.send(JSON.stringify({offer}));
+           await next(1);
+           if (replies[0].type !== 'accept') return replies;
+           ch.send({bytes});
+           if ({end}) ch.send(JSON.stringify({{ type: 'end' }}));
+           await next(2);
+           return replies;
+         }})()"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_names_from_a_lying_page_are_written_safely_and_its_lies_are_refused() {
+    let Some((ns, relay, mut browser)) =
+        stage("hostile_names_from_a_lying_page_are_written_safely_and_its_lies_are_refused", &[]).await
+    else {
+        return;
+    };
+    let inbox = common::files::TempDir::new("hostile");
+    let dir = inbox.arg();
+    let mut bob = Client::start_in(
+        &ns.name,
+        &relay.url,
+        "lie",
+        "bob",
+        &["--accept-files", "--receive-dir", &dir, "--expect-files", "6"],
+    );
+    bob.expect_type("joined").await;
+    let page = browser.open(&web_page(&relay, "lie", "mallory")).await;
+    member(&mut browser, &page, "bob", "connected").await;
+
+    let data = page_bytes(1000);
+    let sha = ring::digest::digest(&ring::digest::SHA256, &data);
+    let sha: String = sha.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let hostile = ["../../etc/passwd", "a/b", "\u{1b}]0;x\u{7}.txt", "CON"];
+    for (id, name) in (100..).zip(hostile) {
+        let offer = serde_json::json!({"type": "offer", "name": name, "size": 1000, "sha256": sha});
+        let replies = browser.eval(&page, &lie(id, &offer, &page_bytes_js(1000), true)).await;
+        assert_eq!(replies[0], serde_json::json!({"type": "accept", "offset": 0}), "{name:?}: {replies}");
+        assert_eq!(replies[1]["type"], "done", "{name:?}: {replies}");
+    }
+    assert_eq!(inbox.names(), ["_.._etc_passwd", "_CON", "_]0;x_.txt", "a_b"], "inside the folder, inert");
+
+    let more = serde_json::json!({"type": "offer", "name": "short.bin", "size": 10, "sha256": sha});
+    let replies = browser.eval(&page, &lie(200, &more, &page_bytes_js(1000), true)).await;
+    assert_eq!(replies[1]["type"], "failed", "{replies}");
+    assert!(replies[1]["reason"].as_str().is_some_and(|r| r.contains("more than the 10 bytes")), "{replies}");
+    let wrong =
+        serde_json::json!({"type": "offer", "name": "wrong.bin", "size": 1000, "sha256": "0".repeat(64)});
+    let replies = browser.eval(&page, &lie(201, &wrong, &page_bytes_js(1000), true)).await;
+    assert_eq!(replies[1]["type"], "failed", "{replies}");
+    assert!(replies[1]["reason"].as_str().is_some_and(|r| r.contains("not kept")), "{replies}");
+
+    let bob = bob.finish().await;
+    assert_eq!(bob.code, Some(14), "two of the six expected files failed: {}", bob.stderr);
+    assert_eq!(inbox.names().len(), 4, "no partial or unchecked file left: {:?}", inbox.names());
+    let offered: Vec<&str> = bob
+        .lines
+        .iter()
+        .filter(|l| l["type"] == "file-offer")
+        .map(|l| l["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(&offered[..4], hostile, "JSON carries the name as sent, escaped");
+}

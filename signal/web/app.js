@@ -7,6 +7,14 @@
 const PROTOCOL_VERSION = 1;
 const MAX_ENVELOPE_BYTES = 65536;
 const CHAT_LABEL = 'chat';
+// Files (PROTOCOL.md, "Between peers"): one channel per transfer, labelled file:<id>.
+const FILE_PREFIX = 'file:';
+const CHUNK = 64 * 1024;
+// Sending pauses while this much waits in the channel's buffer.
+const HIGH_WATER = 1024 * 1024;
+// A page keeps a received file in memory to hash it (Web Crypto has no streaming hash),
+// so larger offers are declined.
+const MAX_PAGE_FILE = 1024 ** 3;
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -25,6 +33,9 @@ const state = {
   nextId: 1,
   outbox: new Map(), // our message id -> { payload, line, awaiting: Set, acked: Set, sent }
   mic: null, // the call's MediaStream while calling
+  nextFile: 1,
+  sending: new Map(), // our file id -> { id, file, sha256, transfers: Map(peer id -> transfer) }
+  receiving: new Map(), // `${peer id}/${id}` -> transfer
 };
 
 // ---- What the user sees ------------------------------------------------------------
@@ -306,7 +317,8 @@ function openConnection(peer) {
     }
   };
   pc.ondatachannel = ({ channel }) => {
-    if (peer.pc === pc && !peer.channel && channel.label === CHAT_LABEL) adoptChannel(peer, channel);
+    if (peer.pc === pc && channel.label.startsWith(FILE_PREFIX)) onFileChannel(peer, channel);
+    else if (peer.pc === pc && !peer.channel && channel.label === CHAT_LABEL) adoptChannel(peer, channel);
     else channel.close();
   };
   pc.ontrack = ({ track, streams }) => playTrack(peer, track, streams[0]);
@@ -325,6 +337,7 @@ function removePeer(peer) {
   state.peers.delete(peer.id);
   if (peer.item) peer.item.remove();
   settleWithout(peer.id);
+  for (const t of transfersWith(peer.id)) endTransfer(t, 'failed', `${peer.name} left`);
 }
 
 // The peer is gone: what only it was to acknowledge will not be.
@@ -397,6 +410,7 @@ function adoptChannel(peer, channel) {
     renderMember(peer);
     say(`connected to ${peer.name}`);
     sendHeld(peer, reopened);
+    filesOnOpen(peer, reopened);
   };
   channel.onclose = () => {
     if (peer.channel !== channel || !state.peers.has(peer.id)) return;
@@ -469,6 +483,323 @@ function sendHeld(peer, reopened) {
     if (!out.sent || (reopened && out.awaiting.has(peer.id))) {
       sendOne(out, peer);
       renderMark(out);
+    }
+  }
+}
+
+// ---- Files -------------------------------------------------------------------------------
+
+function hex(buffer) {
+  return [...new Uint8Array(buffer)].map((b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+async function sha256Of(blob) {
+  return hex(await crypto.subtle.digest('SHA-256', await blob.arrayBuffer()));
+}
+
+function humanSize(bytes) {
+  const units = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let size = bytes;
+  let unit = 0;
+  while (size >= 1024 && unit < units.length - 1) {
+    size /= 1024;
+    unit += 1;
+  }
+  return unit === 0 ? `${bytes} bytes` : `${size.toFixed(1)} ${units[unit]}`;
+}
+
+// The same rules as the terminal client (src/transfer/names.rs): a name a peer chose
+// never names a path, a device or a hidden file, and shows as itself.
+const RESERVED = /^(con|prn|aux|nul|com[1-9]|lpt[1-9])$/i;
+function safeName(name) {
+  let clean = String(name).replace(/[/\\\p{Cc}\u202A-\u202E\u2066-\u2069]/gu, '_');
+  clean = clean.trim().replace(/^\.+/, '').replace(/[. ]+$/, '');
+  if (clean === '') clean = 'file';
+  if (RESERVED.test(clean.split('.')[0].trimEnd())) clean = `_${clean}`;
+  return [...clean].slice(0, 200).join('');
+}
+
+function transfersWith(peerId) {
+  const found = [...state.receiving.values()].filter((t) => t.peer.id === peerId);
+  for (const out of state.sending.values()) {
+    const t = out.transfers.get(peerId);
+    if (t) found.push(t);
+  }
+  return found.filter((t) => !t.ended);
+}
+
+// One line per transfer, with a progress bar and what can be done about it.
+function transferLine(t, text) {
+  const li = line([['time', time(Date.now())], ['text', text]], {
+    class: 'system transfer',
+    'data-testid': 'transfer',
+    'data-direction': t.incoming ? 'in' : 'out',
+    'data-name': t.name,
+    'data-peer': t.peer.name,
+    'data-state': t.state,
+  });
+  t.bar = document.createElement('progress');
+  t.bar.max = t.size || 1;
+  t.bar.value = 0;
+  t.actions = document.createElement('span');
+  t.actions.className = 'actions';
+  li.append(t.bar, t.actions);
+  t.line = li;
+  renderTransfer(t);
+}
+
+function button(label, testid, onclick) {
+  const b = document.createElement('button');
+  b.type = 'button';
+  b.textContent = label;
+  b.setAttribute('data-testid', testid);
+  b.onclick = onclick;
+  return b;
+}
+
+function renderTransfer(t) {
+  if (!t.line) return;
+  t.line.dataset.state = t.state;
+  t.bar.value = t.done;
+  t.actions.replaceChildren();
+  if (t.state === 'asking') {
+    t.actions.append(button('Accept', 'file-accept', () => acceptFile(t)), button('Decline', 'file-decline', () => declineFile(t)));
+  } else if (!t.ended) {
+    t.actions.append(button('Cancel', 'file-cancel', () => cancelFile(t)));
+  }
+  if (t.url) {
+    const a = document.createElement('a');
+    a.href = t.url;
+    a.download = t.name;
+    a.textContent = `save ${t.name}`;
+    a.setAttribute('data-testid', 'file-link');
+    t.actions.append(a);
+  }
+  if (t.reason) {
+    const why = document.createElement('span');
+    why.className = 'why';
+    why.textContent = t.reason;
+    t.actions.append(why);
+  }
+}
+
+function control(t, message) {
+  if (t.channel && t.channel.readyState === 'open') t.channel.send(JSON.stringify(message));
+}
+
+function endTransfer(t, how, reason) {
+  if (t.ended) return;
+  t.ended = true;
+  t.state = how;
+  t.reason = reason || '';
+  if (t.incoming) t.chunks = [];
+  renderTransfer(t);
+  if (how !== 'done') say(`${t.name} ${t.incoming ? 'from' : 'to'} ${t.peer.name}: ${how}${reason ? ` (${reason})` : ''}`, how === 'failed');
+}
+
+// -- Receiving
+
+function onFileChannel(peer, channel) {
+  const id = Number(channel.label.slice(FILE_PREFIX.length));
+  if (!Number.isSafeInteger(id)) {
+    channel.close();
+    return;
+  }
+  channel.binaryType = 'arraybuffer';
+  const key = `${peer.id}/${id}`;
+  channel.onmessage = ({ data }) => {
+    const t = state.receiving.get(key);
+    if (typeof data !== 'string') {
+      if (t && t.channel === channel) onChunk(t, data);
+      return;
+    }
+    let message;
+    try {
+      message = JSON.parse(data);
+    } catch {
+      return;
+    }
+    onIncomingControl(peer, key, channel, message);
+  };
+}
+
+function onIncomingControl(peer, key, channel, message) {
+  let t = state.receiving.get(key);
+  if (message.type === 'offer') {
+    const valid = typeof message.name === 'string' && Number.isSafeInteger(message.size) && message.size >= 0
+      && /^[0-9a-f]{64}$/.test(message.sha256 || '');
+    if (!valid) {
+      channel.send(JSON.stringify({ type: 'failed', reason: 'the offer is malformed' }));
+      return;
+    }
+    if (t && !t.ended) {
+      // The same transfer on a new channel (the connection was replaced): go on from here.
+      t.channel = channel;
+      if (t.accepted) control(t, { type: 'accept', offset: t.received });
+      return;
+    }
+    t = {
+      incoming: true, peer, key, channel, name: safeName(message.name), size: message.size,
+      sha256: message.sha256, mime: message.mime || '', received: 0, done: 0, chunks: [], accepted: false,
+      state: 'asking', ended: false,
+    };
+    state.receiving.set(key, t);
+    transferLine(t, `${peer.name} offers ${t.name} (${humanSize(t.size)})`);
+    if (t.size > MAX_PAGE_FILE) declineFile(t, `it is ${humanSize(t.size)}, over the ${humanSize(MAX_PAGE_FILE)} a page can check in memory`);
+    return;
+  }
+  if (!t || t.channel !== channel) return;
+  if (message.type === 'end') finishReceiving(t);
+  else if (message.type === 'cancel') endTransfer(t, 'cancelled', message.reason);
+  else if (message.type === 'failed') endTransfer(t, 'failed', message.reason);
+}
+
+function acceptFile(t) {
+  if (t.ended || t.accepted) return;
+  t.accepted = true;
+  t.state = 'receiving';
+  control(t, { type: 'accept', offset: t.received });
+  renderTransfer(t);
+}
+
+function declineFile(t, reason = `${state.name} declined it`) {
+  if (t.ended) return;
+  control(t, { type: 'decline', reason });
+  endTransfer(t, 'declined', reason);
+}
+
+function cancelFile(t) {
+  if (t.ended) return;
+  const reason = `${state.name} cancelled it`;
+  control(t, { type: 'cancel', reason });
+  endTransfer(t, 'cancelled', reason);
+}
+
+function failTransfer(t, reason) {
+  control(t, { type: 'failed', reason });
+  endTransfer(t, 'failed', reason);
+}
+
+function onChunk(t, data) {
+  if (t.ended || !t.accepted) return;
+  if (t.received + data.byteLength > t.size) {
+    failTransfer(t, `the sender sent more than the ${t.size} bytes it announced`);
+    return;
+  }
+  t.chunks.push(data);
+  t.received += data.byteLength;
+  t.done = t.received;
+  if (t.received === t.size || t.chunks.length % 16 === 0) renderTransfer(t);
+}
+
+async function finishReceiving(t) {
+  if (t.received !== t.size) {
+    failTransfer(t, `the sender ended after ${t.received} of the ${t.size} bytes it announced`);
+    return;
+  }
+  const blob = new Blob(t.chunks, { type: /^[\w.+-]+\/[\w.+-]+$/.test(t.mime) ? t.mime : 'application/octet-stream' });
+  t.chunks = [];
+  const sha256 = await sha256Of(blob);
+  if (sha256 !== t.sha256) {
+    failTransfer(t, `the file's SHA-256 is ${sha256}, not the ${t.sha256} the sender announced; it was not kept`);
+    return;
+  }
+  t.blob = blob;
+  t.url = URL.createObjectURL(blob);
+  control(t, { type: 'done', sha256 });
+  endTransfer(t, 'done');
+  say(`received ${t.name} from ${t.peer.name} (${humanSize(t.size)}, SHA-256 checked)`);
+}
+
+// -- Sending
+
+async function sendFiles(files) {
+  for (const file of files) await sendFile(file);
+}
+
+async function sendFile(file) {
+  const peers = openPeers();
+  if (peers.length === 0) {
+    say(`nobody is connected to send ${file.name} to`, true);
+    return;
+  }
+  const id = state.nextFile;
+  state.nextFile += 1;
+  const out = { id, file, sha256: await sha256Of(file), transfers: new Map() };
+  state.sending.set(id, out);
+  for (const peer of peers) offerFile(out, peer);
+}
+
+function offerFile(out, peer) {
+  let t = out.transfers.get(peer.id);
+  if (!t) {
+    t = {
+      incoming: false, peer, out, name: out.file.name, size: out.file.size, done: 0, sent: 0,
+      state: 'offered', ended: false,
+    };
+    out.transfers.set(peer.id, t);
+    transferLine(t, `offering ${t.name} (${humanSize(t.size)}) to ${peer.name}`);
+  }
+  const channel = peer.pc.createDataChannel(FILE_PREFIX + out.id);
+  channel.binaryType = 'arraybuffer';
+  channel.bufferedAmountLowThreshold = HIGH_WATER / 4;
+  t.channel = channel;
+  channel.onopen = () => {
+    const offer = { type: 'offer', name: out.file.name, size: out.file.size, sha256: out.sha256 };
+    if (out.file.type) offer.mime = out.file.type;
+    channel.send(JSON.stringify(offer));
+  };
+  channel.onmessage = ({ data }) => {
+    if (typeof data !== 'string' || t.channel !== channel) return;
+    let message;
+    try {
+      message = JSON.parse(data);
+    } catch {
+      return;
+    }
+    if (message.type === 'accept' && Number.isSafeInteger(message.offset)) streamFile(t, channel, message.offset);
+    else if (message.type === 'done') {
+      t.done = t.size;
+      endTransfer(t, message.sha256 === out.sha256 ? 'done' : 'failed', message.sha256 === out.sha256 ? '' : 'the receiver reported another hash');
+      if (t.state === 'done') say(`${peer.name} has ${t.name} (SHA-256 checked)`);
+    } else if (message.type === 'decline') endTransfer(t, 'declined', message.reason);
+    else if (message.type === 'cancel') endTransfer(t, 'cancelled', message.reason);
+    else if (message.type === 'failed') endTransfer(t, 'failed', message.reason);
+  };
+}
+
+async function streamFile(t, channel, offset) {
+  t.state = 'sending';
+  renderTransfer(t);
+  let at = offset;
+  while (at < t.size && !t.ended && t.channel === channel && channel.readyState === 'open') {
+    if (channel.bufferedAmount > HIGH_WATER) {
+      await new Promise((resolve) => {
+        channel.onbufferedamountlow = resolve;
+        channel.onclose = resolve;
+      });
+      continue;
+    }
+    const chunk = await t.out.file.slice(at, at + CHUNK).arrayBuffer();
+    channel.send(chunk);
+    at += chunk.byteLength;
+    t.sent += chunk.byteLength;
+    t.done = at;
+    if ((at / CHUNK) % 16 === 0) renderTransfer(t);
+  }
+  if (at >= t.size && !t.ended && channel.readyState === 'open') channel.send(JSON.stringify({ type: 'end' }));
+  renderTransfer(t);
+}
+
+// A member's chat channel opened again on a new connection: unfinished transfers to it
+// go on, on new channels, from where its receiver is.
+function filesOnOpen(peer, reopened) {
+  if (!reopened) return;
+  for (const out of state.sending.values()) {
+    const t = out.transfers.get(peer.id);
+    if (t && !t.ended) {
+      t.peer = peer;
+      offerFile(out, peer);
     }
   }
 }
@@ -577,6 +908,13 @@ $('compose').elements.text.addEventListener('keydown', (event) => {
 });
 
 $('call').addEventListener('click', toggleCall);
+
+$('attach').addEventListener('click', () => $('file').click());
+$('file').addEventListener('change', (event) => {
+  const files = [...event.target.files];
+  event.target.value = '';
+  sendFiles(files);
+});
 
 // Leaving the page leaves the room at once, rather than when the relay notices.
 window.addEventListener('pagehide', () => {
