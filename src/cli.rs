@@ -486,6 +486,22 @@ mod tests {
     }
 
     #[test]
+    fn file_sizes_take_binary_suffixes_and_bad_ones_are_refused() {
+        assert_eq!(parse_size("1000"), Some(1000));
+        assert_eq!(parse_size("1K"), Some(1024));
+        assert_eq!(parse_size("500M"), Some(500 << 20));
+        assert_eq!(parse_size("2GiB"), Some(2 << 30));
+        assert_eq!(parse_size("8 gb"), Some(8 << 30));
+        assert_eq!(parse_size("1.5G"), None);
+        assert_eq!(parse_size("lots"), None);
+        assert_eq!(parse_size("99999999999T"), None, "overflow is refused, not wrapped");
+        let err = config(&["--room", "r", "--max-file-size", "huge"]).expect_err("refused");
+        assert!(err.contains("--max-file-size") && err.contains("500M"), "{err}");
+        let err = config(&["--room", "r", "--receive-dir", "/nonexistent/dir"]).expect_err("refused");
+        assert!(err.contains("is not a folder"), "{err}");
+    }
+
+    #[test]
     fn loopback_relay_means_loopback_candidates() {
         let addr = |s: &str| vec![s.parse::<SocketAddr>().expect("addr")];
         assert_eq!(default_bind("ws://127.0.0.1:8787"), addr("127.0.0.1:0"));

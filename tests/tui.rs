@@ -117,3 +117,43 @@ async fn a_person_whose_name_is_taken_joins_as_name_2_and_is_told() {
     tmux.type_line("second", "/nick bob");
     tmux.wait_for("second", "bob is already in this room");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_sent_with_tab_completion_is_accepted_with_alt_y_and_checked() {
+    let relay = Relay::start().await;
+    let tmux = Tmux::new("files");
+    let (outbox, inbox) = (common::files::TempDir::new("tui-out"), common::files::TempDir::new("tui-in"));
+    let file = common::files::random_file(outbox.path(), "quarterly-report.pdf", 300_000, 31);
+    let client = |name: &str, extra: &str| {
+        format!(
+            "cd {} && {} --room tui-files --name {name} --signal {} --log-file {} {extra}",
+            outbox.arg(),
+            env!("CARGO_BIN_EXE_peertalk"),
+            relay.url,
+            std::env::temp_dir()
+                .join(format!("peertalk-tui-files-{name}-{}.log", std::process::id()))
+                .display()
+        )
+    };
+    tmux.start("alice", &client("alice", ""));
+    tmux.wait_for("alice", "nobody else is here yet");
+    tmux.start("bob", &client("bob", &format!("--receive-dir {}", inbox.arg())));
+    tmux.wait_for("alice", "connected to bob");
+
+    // Tab completes the path in the folder alice runs in.
+    tmux.tmux(&["send-keys", "-t", "alice", "-l", "/send quar"]);
+    tmux.tmux(&["send-keys", "-t", "alice", "Tab"]);
+    tmux.wait_for("alice", "/send quarterly-report.pdf");
+    tmux.tmux(&["send-keys", "-t", "alice", "Enter"]);
+    tmux.wait_for("alice", "offering quarterly-report.pdf (293.0 KiB) to bob");
+    let bob = tmux.wait_for("bob", "alice offers quarterly-report.pdf (293.0 KiB): /accept 1 or /decline 1");
+    assert!(bob.contains("waits: /accept 1"), "the transfer line asks too:\n{bob}");
+
+    tmux.tmux(&["send-keys", "-t", "bob", "M-y"]);
+    tmux.wait_for("bob", "received quarterly-report.pdf from alice (293.0 KiB, SHA-256 checked)");
+    tmux.wait_for("alice", "bob has quarterly-report.pdf (293.0 KiB, SHA-256 checked)");
+    assert_eq!(
+        common::files::sha256(&inbox.path().join("quarterly-report.pdf")),
+        common::files::sha256(&file)
+    );
+}

@@ -681,3 +681,30 @@ impl<'a> From<&'a Notice> for JsonLine<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use peertalk_signal::proto::PeerId;
+
+    use super::*;
+
+    #[test]
+    fn a_hostile_file_name_is_printed_inert_in_text_and_escaped_in_json() {
+        let offer = Notice::FileOffer {
+            file: 1,
+            incoming: true,
+            peer: PeerId("p1".into()),
+            who: "bob".into(),
+            name: "\u{1b}]0;pwned\u{7}.txt".into(),
+            size: 10,
+            sha256: "ab".repeat(32),
+            ask: false,
+        };
+        let text = describe(&offer).expect("said");
+        assert!(!text.chars().any(char::is_control), "{text:?}");
+        assert!(text.starts_with("bob offers ␛]0;pwned␇.txt (10 bytes"), "{text}");
+        let json = serde_json::to_string(&JsonLine::from(&offer)).expect("json");
+        assert!(json.contains(r#""name":"\u001b]0;pwned\u0007.txt""#), "{json}");
+        assert!(json.contains(r#""direction":"in","peer":"p1","from":"bob""#), "{json}");
+    }
+}

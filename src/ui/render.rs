@@ -493,6 +493,37 @@ mod tests {
     }
 
     #[test]
+    fn transfers_show_their_progress_and_an_offer_how_to_answer() {
+        let mut v = conversation();
+        let offer = |file, incoming, peer: &str, who: &str, name: &str, size| Notice::FileOffer {
+            file,
+            incoming,
+            peer: pid(peer),
+            who: who.into(),
+            name: name.into(),
+            size,
+            sha256: "ab".repeat(32),
+            ask: incoming,
+        };
+        v.apply(&offer(1, false, "p1", "bob", "slides.pdf", 40 * 1024 * 1024), T0);
+        v.apply(
+            &Notice::FileProgress {
+                file: 1,
+                incoming: false,
+                peer: pid("p1"),
+                who: "bob".into(),
+                name: "slides.pdf".into(),
+                bytes: 10 * 1024 * 1024,
+                size: 40 * 1024 * 1024,
+                rate: 2.0 * 1024.0 * 1024.0,
+            },
+            T0,
+        );
+        v.apply(&offer(2, true, "p1", "bob", "\u{1b}]0;x\u{7}.txt", 1500), T0);
+        insta::assert_snapshot!(screen(&v, &Editor::default(), 80, 16));
+    }
+
+    #[test]
     fn empty_room() {
         let mut v = View::new("demo", "alice");
         v.apply(
