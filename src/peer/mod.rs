@@ -30,6 +30,7 @@ use crate::cli::IceServer;
 
 mod file;
 mod media;
+mod socket;
 pub mod turn;
 
 pub use file::{FileChannel, FileMessage, file_id, file_label};
@@ -44,13 +45,8 @@ pub const CHAT_LABEL: &str = "chat";
 /// drained; only while some do.
 const DRAIN_POLL: Duration = Duration::from_millis(5);
 
-/// SCTP receive window. The default (1 MiB) overruns the kernel's default UDP receive
-/// buffer on loopback; packets drop and SCTP waits out 1 s retransmission timers.
-/// 64 KiB measured 0 drops and ~150-190 MB/s (see shared/webrtc-guide.md §5).
-const SCTP_RECEIVE_WINDOW: u32 = 64 * 1024;
-
 /// Bytes a DataChannel may hold unsent before `send` waits: bounds sender memory.
-const SEND_BUFFER_LIMIT: usize = 1024 * 1024;
+const SEND_BUFFER_LIMIT: usize = 4 * 1024 * 1024;
 
 /// ICE connectivity-check pacing while connecting. The default 200 ms is one of the steps
 /// that made a DataChannel take ~600 ms to open on loopback.
@@ -408,6 +404,9 @@ async fn build(net: &NetOptions, handler: Handler) -> Result<impl PeerConnection
         })
         .collect();
     let (media_engine, interceptors) = media::media_engine()?;
+    // The SCTP receive window is sized to the UDP buffer the kernel grants (see socket.rs).
+    let buffers = socket::Buffers::get();
+    debug!(granted = buffers.granted, window = buffers.window, "UDP receive buffer and SCTP window");
     let policy = if net.relay_only { RTCIceTransportPolicy::Relay } else { RTCIceTransportPolicy::All };
     let config = RTCConfigurationBuilder::new()
         .with_ice_servers(ice_servers)
@@ -419,7 +418,7 @@ async fn build(net: &NetOptions, handler: Handler) -> Result<impl PeerConnection
     let settings = SettingEngineBuilder::new()
         .with_answering_dtls_role(RTCDtlsRole::Server)
         .with_multicast_dns_mode(MulticastDnsMode::Disabled)
-        .with_sctp_max_receive_buffer_size(SCTP_RECEIVE_WINDOW)
+        .with_sctp_max_receive_buffer_size(buffers.window)
         .with_ice_connection_attempts(Some(ICE_CHECK_INTERVAL), Some(ICE_CHECKS_PER_PAIR))
         .with_ice_timeouts(Some(ICE_DISCONNECTED), Some(ICE_FAILED), Some(ICE_KEEPALIVE))
         .with_prflx_acceptance_min_wait(Some(ICE_PRFLX_WAIT))
@@ -430,6 +429,7 @@ async fn build(net: &NetOptions, handler: Handler) -> Result<impl PeerConnection
         .with_media_engine(media_engine)
         .with_interceptor_registry(interceptors)
         .with_handler(Arc::new(handler))
+        .with_runtime(Arc::new(socket::BufferedRuntime::new(buffers)))
         .with_udp_addrs(net.bind.iter().map(ToString::to_string).collect())
         .with_data_channel_send_buffer_limit(SEND_BUFFER_LIMIT)
         .build()

@@ -14,8 +14,12 @@ use super::wire::{Control, hex, is_sha256_hex};
 use super::{End, FileInfo, Meter, PROGRESS_EVERY, Reporter, TaskCommand, next_channel};
 use crate::peer::{FileChannel, FileMessage};
 
-/// Chunks queued for the writer thread: with 64 KiB chunks, 1 MiB.
-const WRITE_QUEUE: usize = 16;
+/// Chunks queued for the writer thread: with 64 KiB chunks, 4 MiB. On two cores the
+/// writer can wait several milliseconds for one; with 1 MiB the receiver then stopped
+/// reading the channel, its SCTP receive buffer filled, rtc-sctp dropped DATA beyond it,
+/// and the transfer stalled for a retransmission timeout (1 GiB: 1 run in 2 stalled, up to
+/// 4 s lost; with 4 MiB, 0 in 5).
+const WRITE_QUEUE: usize = 64;
 
 /// Alternatives tried for a name that is taken.
 const NAME_ALTERNATIVES: u32 = 10_000;
