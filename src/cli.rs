@@ -142,7 +142,8 @@ pub struct Cli {
     pub receive_dir: Option<std::path::PathBuf>,
 
     /// Take files peers offer without asking. Without it a script declines them, and the
-    /// sender is told why; the interface asks.
+    /// sender is told why; the interface (and a --commands script) answers with /accept or
+    /// /decline.
     #[arg(long, env = "PEERTALK_ACCEPT_FILES")]
     pub accept_files: bool,
 
@@ -159,7 +160,9 @@ pub struct Cli {
 fn after_help() -> String {
     format!(
         "Examples:\n  peertalk --room demo --name alice\n  peertalk --room demo --send 'build finished' --timeout 30\n  \
-         peertalk --room demo --headless --json --expect 1 < /dev/null\n\n{EXIT_CODES_HELP}"
+         peertalk --room demo --headless --json --expect 1 < /dev/null\n  \
+         peertalk --room demo --send-file report.pdf --timeout 60\n  \
+         peertalk --room demo --accept-files --receive-dir incoming --expect-files 1 < /dev/null\n\n{EXIT_CODES_HELP}"
     )
 }
 

@@ -110,10 +110,13 @@ pub async fn run(config: Config, ui: &mut impl Frontend) -> Outcome {
         audio_from_file: config.audio.input.is_some(),
         to: config.to.clone(),
         files: FileSettings {
-            accept: match (config.accept_files, ui.paced()) {
-                (true, _) => AcceptPolicy::Always,
-                (false, false) => AcceptPolicy::Ask,
-                (false, true) => AcceptPolicy::Never,
+            // A person, or a script that speaks commands, answers with /accept or /decline.
+            accept: if config.accept_files {
+                AcceptPolicy::Always
+            } else if !ui.paced() || config.commands {
+                AcceptPolicy::Ask
+            } else {
+                AcceptPolicy::Never
             },
             max_size: config.max_file_size,
             expect: config.expect_files,

@@ -211,17 +211,30 @@ async fn a_file_over_the_receivers_limit_is_declined_naming_the_limit() {
     assert!(inbox.names().is_empty(), "nothing written: {:?}", inbox.names());
 }
 
+/// A receiver that answers offers itself (`--commands` without `--accept-files`), taking
+/// files into `dir`.
+fn asking_receiver(relay: &Relay, room: &str, dir: &TempDir) -> Client {
+    let dir = dir.arg();
+    Client::start(
+        Some(&relay.url),
+        room,
+        "bob",
+        &["--commands", "--receive-dir", &dir, "--expect-files", "1"],
+    )
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_transfer_cancelled_by_the_receiver_ends_both_sides_with_13_and_leaves_nothing() {
     let relay = Relay::start().await;
     let (outbox, inbox) = (TempDir::new("out"), TempDir::new("in"));
     let file = random_file(outbox.path(), "big.bin", 200 * MIB, 9);
-    let mut bob = receiver(&relay, "fc", "bob", &inbox, 1, &["--commands"]);
+    let mut bob = asking_receiver(&relay, "fc", &inbox);
     bob.expect_type("joined").await;
     let arg = file.display().to_string();
     let alice = Client::start(Some(&relay.url), "fc", "alice", &["--send-file", &arg]);
     bob.expect_type("file-offer").await;
-    bob.say("/cancel").await;
+    // Taken, then stopped at once: far sooner than 200 MiB can go through.
+    bob.feed(b"/accept\n/cancel\n").await;
     let (alice, bob) = tokio::join!(alice.finish(), bob.finish());
     assert_exit(&alice, 13, "alice");
     assert_exit(&bob, 13, "bob");
@@ -237,13 +250,13 @@ async fn a_transfer_cancelled_by_the_sender_is_told_to_the_receiver() {
     let relay = Relay::start().await;
     let (outbox, inbox) = (TempDir::new("out"), TempDir::new("in"));
     let file = random_file(outbox.path(), "big.bin", 200 * MIB, 10);
-    let mut bob = receiver(&relay, "fs", "bob", &inbox, 1, &[]);
+    let mut bob = asking_receiver(&relay, "fs", &inbox);
     bob.expect_type("joined").await;
     let mut alice = Client::start(Some(&relay.url), "fs", "alice", &["--commands"]);
     alice.connected().await;
     alice.say(&format!("/send {}", file.display())).await;
-    alice.expect_type("file-offer").await;
-    alice.say("/cancel 1").await;
+    bob.expect_type("file-offer").await;
+    tokio::join!(bob.say("/accept"), alice.say("/cancel 1"));
     let (alice, bob) = tokio::join!(alice.finish(), bob.finish());
     assert_exit(&alice, 13, "alice");
     assert_exit(&bob, 13, "bob");

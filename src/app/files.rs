@@ -191,15 +191,31 @@ impl App {
         let Some(file) = self.files.outgoing.get_mut(&id) else { return };
         match result {
             Ok(info) => {
+                let name = info.name.clone();
                 file.info = Some(info);
                 let wanted = file.to.as_ref().map(|n| n.to_lowercase());
-                let members: Vec<PeerId> = self
+                let present: Vec<(&PeerId, &super::Peer)> = self
                     .peers
                     .iter()
-                    .filter(|(_, p)| p.in_room && p.link != Link::Gone && !p.speculative && !p.plain)
+                    .filter(|(_, p)| p.in_room && p.link != Link::Gone && !p.speculative)
                     .filter(|(_, p)| wanted.as_ref().is_none_or(|n| p.name.to_lowercase() == *n))
-                    .map(|(id, _)| id.clone())
                     .collect();
+                // A page on the classic endpoint speaks plain text only.
+                for (_, page) in present.iter().filter(|(_, p)| p.plain) {
+                    let text = format!(
+                        "{} is not peertalk and cannot take files; {name} is not sent there",
+                        page.name
+                    );
+                    fx.push(Effect::Show(Notice::Warning { text }));
+                }
+                let members: Vec<PeerId> =
+                    present.iter().filter(|(_, p)| !p.plain).map(|(id, _)| (*id).clone()).collect();
+                if members.is_empty() {
+                    let who = file.to.as_deref().unwrap_or("member");
+                    let text =
+                        format!("nobody is here to take {name} yet; it goes to the first {who} to arrive");
+                    fx.push(Effect::Show(Notice::Warning { text }));
+                }
                 for peer in members {
                     self.offer_file(id, peer, fx);
                 }
@@ -652,6 +668,17 @@ mod tests {
         assert!(opened_files(&send(&mut a, 10)).is_empty());
         assert_eq!(opened_files(&join(&mut a, "p1", "bob")), [(pid("p1"), 1)]);
         assert!(opened_files(&join(&mut a, "p2", "cid")).is_empty(), "it went out already");
+    }
+
+    #[test]
+    fn a_file_with_nobody_to_take_it_says_it_waits_for_the_first_to_arrive() {
+        let mut a = app(AcceptPolicy::Never);
+        a.update(Event::Welcome { me: pid("p0"), peers: vec![] });
+        let fx = send(&mut a, 10);
+        assert!(
+            fx.iter().any(|e| matches!(e, Effect::Show(Notice::Warning { text }) if text.contains("first member to arrive"))),
+            "{fx:?}"
+        );
     }
 
     #[test]
