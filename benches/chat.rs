@@ -10,7 +10,9 @@ mod common;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{Client, Relay, WARM_UP, connected_pair, cpu_ticks, percentiles, round_trips, spread};
+use common::{
+    Client, Relay, WARM_UP, connected_pair, cpu_ticks, percentiles, round_trips, spread, vm_hwm_kib,
+};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 
@@ -226,16 +228,4 @@ async fn throughput(relay: &str) {
         mb / elapsed.as_secs_f64(),
         peak_rss_kib as f64 / 1024.0,
     );
-}
-
-/// Peak resident set size of a process, from /proc (Linux).
-fn vm_hwm_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
-        })
-        .unwrap_or(0)
 }

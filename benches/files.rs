@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::Relay;
 use common::files::{TempDir, sha256};
+use common::{Relay, vm_hwm_kib};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -243,17 +243,6 @@ async fn watch_memory(
         () = tokio::time::sleep(LIMIT) => panic!("the transfer took longer than {LIMIT:?}"),
     }
     (sender_peak, receiver_peak)
-}
-
-fn vm_hwm_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
-        })
-        .unwrap_or(0)
 }
 
 fn installed(tool: &str) -> bool {

@@ -120,17 +120,7 @@ mod tests {
     use crate::peer::PeerEvent;
 
     fn app(call_at_start: bool, audio_from_file: bool) -> App {
-        App::new(Settings {
-            name: "alice".into(),
-            room: "demo".into(),
-            expect: None,
-            strict: true,
-            relay_only: false,
-            call_at_start,
-            audio_from_file,
-            to: None,
-            files: crate::app::FileSettings::default(),
-        })
+        App::new(Settings { call_at_start, audio_from_file, ..crate::app::testing::settings() })
     }
 
     fn bob() -> PeerId {

@@ -547,22 +547,17 @@ mod tests {
     use peertalk_signal::proto::PeerInfo;
 
     use super::*;
+    use crate::app::testing::exit;
     use crate::app::{Event, Settings};
     use crate::peer::PeerEvent;
     use crate::transfer::Prepared;
 
+    /// Alice in #demo, alone until a test brings members in.
     fn app(accept: AcceptPolicy) -> App {
-        App::new(Settings {
-            name: "alice".into(),
-            room: "demo".into(),
-            expect: None,
-            strict: true,
-            relay_only: false,
-            call_at_start: false,
-            audio_from_file: false,
-            to: None,
-            files: FileSettings { accept, max_size: 1000, expect: None, send: Vec::new() },
-        })
+        let files = FileSettings { accept, max_size: 1000, expect: None, send: Vec::new() };
+        let mut a = App::new(Settings { files, ..crate::app::testing::settings() });
+        a.update(Event::Welcome { me: pid("p0"), peers: vec![] });
+        a
     }
 
     fn pid(s: &str) -> PeerId {
@@ -600,13 +595,6 @@ mod tests {
             .collect()
     }
 
-    fn exit(fx: &[Effect]) -> Option<&Outcome> {
-        fx.iter().find_map(|e| match e {
-            Effect::Exit(o) => Some(o),
-            _ => None,
-        })
-    }
-
     /// Sends a file of `size` bytes as transfer 1 and reports it prepared.
     fn send(a: &mut App, size: u64) -> Vec<Effect> {
         let fx = a.update(Event::SendFile { to: None, path: "a.bin".into() });
@@ -623,7 +611,6 @@ mod tests {
     #[test]
     fn a_script_without_accept_files_declines_saying_how_to_take_them() {
         let mut a = app(AcceptPolicy::Never);
-        a.update(Event::Welcome { me: pid("p0"), peers: vec![] });
         join(&mut a, "p1", "bob");
         let commands = transfer_commands(&offered(&mut a, "p1", 10));
         assert!(
@@ -635,7 +622,6 @@ mod tests {
     #[test]
     fn an_offer_over_the_limit_is_declined_naming_both_sizes_even_when_files_are_taken() {
         let mut a = app(AcceptPolicy::Always);
-        a.update(Event::Welcome { me: pid("p0"), peers: vec![] });
         join(&mut a, "p1", "bob");
         let commands = transfer_commands(&offered(&mut a, "p1", 5000));
         assert!(
@@ -650,7 +636,6 @@ mod tests {
     #[test]
     fn the_interface_asks_and_accept_takes_the_oldest_offer_waiting() {
         let mut a = app(AcceptPolicy::Ask);
-        a.update(Event::Welcome { me: pid("p0"), peers: vec![] });
         join(&mut a, "p1", "bob");
         let fx = offered(&mut a, "p1", 10);
         assert!(transfer_commands(&fx).is_empty(), "nothing decided yet");
@@ -664,7 +649,6 @@ mod tests {
     #[test]
     fn a_file_sent_before_anyone_is_here_goes_to_the_first_member_only() {
         let mut a = app(AcceptPolicy::Never);
-        a.update(Event::Welcome { me: pid("p0"), peers: vec![] });
         assert!(opened_files(&send(&mut a, 10)).is_empty());
         assert_eq!(opened_files(&join(&mut a, "p1", "bob")), [(pid("p1"), 1)]);
         assert!(opened_files(&join(&mut a, "p2", "cid")).is_empty(), "it went out already");
@@ -673,7 +657,6 @@ mod tests {
     #[test]
     fn a_file_with_nobody_to_take_it_says_it_waits_for_the_first_to_arrive() {
         let mut a = app(AcceptPolicy::Never);
-        a.update(Event::Welcome { me: pid("p0"), peers: vec![] });
         let fx = send(&mut a, 10);
         assert!(
             fx.iter().any(|e| matches!(e, Effect::Show(Notice::Warning { text }) if text.contains("first member to arrive"))),
@@ -684,7 +667,6 @@ mod tests {
     #[test]
     fn a_replaced_connection_resumes_unfinished_transfers_on_new_channels() {
         let mut a = app(AcceptPolicy::Never);
-        a.update(Event::Welcome { me: pid("p0"), peers: vec![] });
         join(&mut a, "p1", "bob");
         assert_eq!(opened_files(&send(&mut a, 10)), [(pid("p1"), 1)]);
         let fx = a.update(Event::Peer { id: pid("p1"), event: PeerEvent::Open { plain: false } });
@@ -695,7 +677,6 @@ mod tests {
     #[test]
     fn a_sender_waits_for_every_receiver_and_exits_with_the_worst_ending() {
         let mut a = app(AcceptPolicy::Never);
-        a.update(Event::Welcome { me: pid("p0"), peers: vec![] });
         join(&mut a, "p1", "bob");
         join(&mut a, "p2", "cid");
         assert_eq!(opened_files(&send(&mut a, 10)).len(), 2);
@@ -715,7 +696,6 @@ mod tests {
     #[test]
     fn a_member_that_leaves_mid_transfer_has_its_transfer_abandoned() {
         let mut a = app(AcceptPolicy::Never);
-        a.update(Event::Welcome { me: pid("p0"), peers: vec![] });
         join(&mut a, "p1", "bob");
         send(&mut a, 10);
         a.update(Event::PeerLeft(pid("p1")));

@@ -1100,22 +1100,42 @@ fn join_ids(ids: &[u64]) -> String {
     s.join(", ")
 }
 
+/// What the app's tests share: a script's settings, as alice in #demo, and readers of
+/// effects.
 #[cfg(test)]
-mod tests {
-    use super::*;
+mod testing {
+    use super::{Effect, FileSettings, Outcome, Settings};
 
-    fn app(expect: Option<usize>) -> App {
-        App::new(Settings {
+    pub fn settings() -> Settings {
+        Settings {
             name: "alice".into(),
             room: "demo".into(),
-            expect,
+            expect: None,
             strict: true,
             relay_only: false,
             call_at_start: false,
             audio_from_file: false,
             to: None,
             files: FileSettings::default(),
+        }
+    }
+
+    /// How the run ended, if these effects end it.
+    pub fn exit(fx: &[Effect]) -> Option<&Outcome> {
+        fx.iter().find_map(|e| match e {
+            Effect::Exit(o) => Some(o),
+            _ => None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::exit;
+    use super::*;
+
+    fn app(expect: Option<usize>) -> App {
+        App::new(Settings { expect, ..testing::settings() })
     }
 
     fn pid(s: &str) -> PeerId {
@@ -1133,13 +1153,6 @@ mod tests {
                 _ => None,
             })
             .collect()
-    }
-
-    fn exit(fx: &[Effect]) -> Option<&Outcome> {
-        fx.iter().find_map(|e| match e {
-            Effect::Exit(o) => Some(o),
-            _ => None,
-        })
     }
 
     fn connected(a: &mut App, id: &str, name: &str) {

@@ -3,6 +3,7 @@
 
 use std::io::{self, BufRead as _, Write as _};
 
+use peertalk_signal::proto::PeerId;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
@@ -473,57 +474,33 @@ enum JsonLine<'a> {
         peer: &'a str,
         dbfs: f32,
     },
-    /// A file offered to us (`direction` "in", `from`) or by us (`direction` "out", `to`).
+    /// A file offered to us or by us.
     FileOffer {
-        file: u64,
-        direction: &'static str,
-        peer: &'a str,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        from: Option<&'a str>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        to: Option<&'a str>,
-        name: &'a str,
+        #[serde(flatten)]
+        transfer: Transfer<'a>,
         size: u64,
         sha256: &'a str,
     },
     /// At most ten a second per transfer. `rate` in bytes a second.
     FileProgress {
-        file: u64,
-        direction: &'static str,
-        peer: &'a str,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        from: Option<&'a str>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        to: Option<&'a str>,
-        name: &'a str,
+        #[serde(flatten)]
+        transfer: Transfer<'a>,
         bytes: u64,
         size: u64,
         rate: u64,
     },
     /// The transfer goes on from `offset` on a new connection.
     FileResumed {
-        file: u64,
-        direction: &'static str,
-        peer: &'a str,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        from: Option<&'a str>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        to: Option<&'a str>,
-        name: &'a str,
+        #[serde(flatten)]
+        transfer: Transfer<'a>,
         offset: u64,
         size: u64,
     },
     /// The receiver checked the SHA-256 and kept the file (`path`, when we received it);
     /// `sent` the bytes we put on the wire for it (when we sent it).
     FileDone {
-        file: u64,
-        direction: &'static str,
-        peer: &'a str,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        from: Option<&'a str>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        to: Option<&'a str>,
-        name: &'a str,
+        #[serde(flatten)]
+        transfer: Transfer<'a>,
         size: u64,
         sha256: &'a str,
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -533,15 +510,8 @@ enum JsonLine<'a> {
     },
     /// `kind` is `declined`, `cancelled` or `failed`.
     FileFailed {
-        file: u64,
-        direction: &'static str,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        peer: Option<&'a str>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        from: Option<&'a str>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        to: Option<&'a str>,
-        name: &'a str,
+        #[serde(flatten)]
+        transfer: Transfer<'a>,
         kind: &'static str,
         reason: &'a str,
     },
@@ -551,9 +521,27 @@ enum JsonLine<'a> {
     },
 }
 
-/// A transfer's direction, and the member it is from or to, as JSON fields.
-fn ends(incoming: bool, who: Option<&str>) -> (&'static str, Option<&str>, Option<&str>) {
-    if incoming { ("in", who, None) } else { ("out", None, who) }
+/// The fields every file event starts with: our number for the transfer, its direction
+/// (`in` with `from`, or `out` with `to`), the member's peer id and the file's name. The
+/// peer is left out only when a file could not be read before it was offered.
+#[derive(Debug, Serialize)]
+struct Transfer<'a> {
+    file: u64,
+    direction: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    peer: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    from: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    to: Option<&'a str>,
+    name: &'a str,
+}
+
+impl<'a> Transfer<'a> {
+    fn new(file: u64, incoming: bool, peer: Option<&'a PeerId>, who: Option<&'a str>, name: &'a str) -> Self {
+        let (direction, from, to) = if incoming { ("in", who, None) } else { ("out", None, who) };
+        Self { file, direction, peer: peer.map(|p| p.0.as_str()), from, to, name }
+    }
 }
 
 impl<'a> From<&'a Notice> for JsonLine<'a> {
@@ -617,67 +605,39 @@ impl<'a> From<&'a Notice> for JsonLine<'a> {
                 Self::PeerAudio { peer: &peer.0, name, receiving: *receiving }
             }
             Notice::AudioLevel { peer, dbfs } => Self::AudioLevel { peer: &peer.0, dbfs: *dbfs },
-            Notice::FileOffer { file, incoming, peer, who, name, size, sha256, .. } => {
-                let (direction, from, to) = ends(*incoming, Some(who));
-                Self::FileOffer { file: *file, direction, peer: &peer.0, from, to, name, size: *size, sha256 }
-            }
+            Notice::FileOffer { file, incoming, peer, who, name, size, sha256, .. } => Self::FileOffer {
+                transfer: Transfer::new(*file, *incoming, Some(peer), Some(who), name),
+                size: *size,
+                sha256,
+            },
             Notice::FileProgress { file, incoming, peer, who, name, bytes, size, rate } => {
-                let (direction, from, to) = ends(*incoming, Some(who));
-                // Bytes a second: whole ones are enough.
-                let rate = *rate as u64;
                 Self::FileProgress {
-                    file: *file,
-                    direction,
-                    peer: &peer.0,
-                    from,
-                    to,
-                    name,
+                    transfer: Transfer::new(*file, *incoming, Some(peer), Some(who), name),
                     bytes: *bytes,
                     size: *size,
-                    rate,
+                    // Bytes a second: whole ones are enough.
+                    rate: *rate as u64,
                 }
             }
-            Notice::FileResumed { file, incoming, peer, who, name, offset, size } => {
-                let (direction, from, to) = ends(*incoming, Some(who));
-                Self::FileResumed {
-                    file: *file,
-                    direction,
-                    peer: &peer.0,
-                    from,
-                    to,
-                    name,
-                    offset: *offset,
-                    size: *size,
-                }
-            }
+            Notice::FileResumed { file, incoming, peer, who, name, offset, size } => Self::FileResumed {
+                transfer: Transfer::new(*file, *incoming, Some(peer), Some(who), name),
+                offset: *offset,
+                size: *size,
+            },
             Notice::FileDone { file, incoming, peer, who, name, size, sha256, path, sent } => {
-                let (direction, from, to) = ends(*incoming, Some(who));
                 Self::FileDone {
-                    file: *file,
-                    direction,
-                    peer: &peer.0,
-                    from,
-                    to,
-                    name,
+                    transfer: Transfer::new(*file, *incoming, Some(peer), Some(who), name),
                     size: *size,
                     sha256,
                     path: path.as_deref(),
                     sent: (!*incoming).then_some(*sent),
                 }
             }
-            Notice::FileFailed { file, incoming, peer, who, name, trouble, reason } => {
-                let (direction, from, to) = ends(*incoming, who.as_deref());
-                Self::FileFailed {
-                    file: *file,
-                    direction,
-                    peer: peer.as_ref().map(|p| p.0.as_str()),
-                    from,
-                    to,
-                    name,
-                    kind: trouble.as_str(),
-                    reason,
-                }
-            }
+            Notice::FileFailed { file, incoming, peer, who, name, trouble, reason } => Self::FileFailed {
+                transfer: Transfer::new(*file, *incoming, peer.as_ref(), who.as_deref(), name),
+                kind: trouble.as_str(),
+                reason,
+            },
         }
     }
 }

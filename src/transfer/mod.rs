@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use peertalk_signal::proto::PeerId;
 use tokio::sync::mpsc;
 
+use self::wire::Control;
 use crate::peer::FileChannel;
 
 pub mod names;
@@ -286,6 +287,35 @@ impl Meter {
         self.last_bytes = bytes;
         Some(self.rate)
     }
+}
+
+/// What serving one channel came to.
+enum Step {
+    End(End),
+    /// The channel closed mid-transfer.
+    Lost,
+    /// A new channel replaced it.
+    Switch(FileChannel),
+}
+
+/// A command while a channel is served; `Some` if it ends that.
+async fn on_command(command: Option<TaskCommand>, channel: &FileChannel) -> Option<Step> {
+    match command {
+        Some(TaskCommand::Attach(next)) => Some(Step::Switch(next)),
+        Some(TaskCommand::Cancel(reason)) => {
+            let _ = channel.send_text(&Control::Cancel { reason: reason.clone() }.to_json()).await;
+            Some(Step::End(End::Cancelled { reason, by_us: true }))
+        }
+        Some(TaskCommand::Abandon(reason)) => Some(Step::End(End::Failed { reason })),
+        None => Some(Step::End(End::Failed { reason: "the session ended".to_owned() })),
+        Some(TaskCommand::Accept | TaskCommand::Decline(_)) => None,
+    }
+}
+
+/// Tells the peer the transfer failed, and why; ends it here too.
+async fn fail(channel: &FileChannel, reason: String) -> Step {
+    let _ = channel.send_text(&Control::Failed { reason: reason.clone() }.to_json()).await;
+    Step::End(End::Failed { reason })
 }
 
 /// What a task does when its channel closed mid-transfer: waits for a new one, for a

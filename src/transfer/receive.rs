@@ -11,7 +11,9 @@ use tokio::sync::mpsc;
 
 use super::names::{numbered, partial, sanitise};
 use super::wire::{Control, hex, is_sha256_hex};
-use super::{End, FileInfo, Meter, PROGRESS_EVERY, Reporter, TaskCommand, next_channel};
+use super::{
+    End, FileInfo, Meter, PROGRESS_EVERY, Reporter, Step, TaskCommand, fail, next_channel, on_command,
+};
 use crate::peer::{FileChannel, FileMessage};
 
 /// Chunks queued for the writer thread: with 64 KiB chunks, 4 MiB. On two cores the
@@ -23,13 +25,6 @@ const WRITE_QUEUE: usize = 64;
 
 /// Alternatives tried for a name that is taken.
 const NAME_ALTERNATIVES: u32 = 10_000;
-
-/// What serving one channel came to.
-enum Step {
-    End(End),
-    Lost,
-    Switch(FileChannel),
-}
 
 /// A transfer from its offer to its end.
 struct Receiving {
@@ -240,20 +235,6 @@ impl Receiving {
     }
 }
 
-/// A command while a channel is served; `Some` if it ends that.
-async fn on_command(command: Option<TaskCommand>, channel: &FileChannel) -> Option<Step> {
-    match command {
-        Some(TaskCommand::Attach(next)) => Some(Step::Switch(next)),
-        Some(TaskCommand::Cancel(reason)) => {
-            let _ = channel.send_text(&Control::Cancel { reason: reason.clone() }.to_json()).await;
-            Some(Step::End(End::Cancelled { reason, by_us: true }))
-        }
-        Some(TaskCommand::Abandon(reason)) => Some(Step::End(End::Failed { reason })),
-        None => Some(Step::End(End::Failed { reason: "the session ended".to_owned() })),
-        Some(TaskCommand::Accept | TaskCommand::Decline(_)) => None,
-    }
-}
-
 /// A message from the sender other than data or the end; `Some` if it ends the channel.
 fn on_sender(message: Option<FileMessage>) -> Option<Step> {
     match message {
@@ -265,11 +246,6 @@ fn on_sender(message: Option<FileMessage>) -> Option<Step> {
         },
         Some(_) => None,
     }
-}
-
-async fn fail(channel: &FileChannel, reason: String) -> Step {
-    let _ = channel.send_text(&Control::Failed { reason: reason.clone() }.to_json()).await;
-    Step::End(End::Failed { reason })
 }
 
 /// Renames the checked partial file to `name` in `dir`, or the first free numbered

@@ -10,7 +10,9 @@ use bytes::BytesMut;
 use tokio::sync::mpsc;
 
 use super::wire::{Control, hex};
-use super::{CHUNK, End, FileInfo, Meter, PROGRESS_EVERY, Reporter, TaskCommand, next_channel};
+use super::{
+    CHUNK, End, FileInfo, Meter, PROGRESS_EVERY, Reporter, Step, TaskCommand, fail, next_channel, on_command,
+};
 use crate::peer::{FileChannel, FileMessage};
 
 /// Chunks read ahead of the channel: the reader thread stays this far in front.
@@ -62,15 +64,6 @@ pub fn prepare(path: &Path) -> Result<Prepared, String> {
     let name = path.file_name().map_or_else(|| "file".to_owned(), |n| n.to_string_lossy().into_owned());
     let info = FileInfo { name, size, sha256: hex(hash.finish().as_ref()), mime: None };
     Ok(Prepared { path: path.to_owned(), info })
-}
-
-/// What serving one channel came to.
-enum Step {
-    End(End),
-    /// The channel closed mid-transfer.
-    Lost,
-    /// A new channel replaced it.
-    Switch(FileChannel),
 }
 
 /// Sends the file on `channel`, and on the channels that replace it, until it is done.
@@ -216,20 +209,6 @@ async fn serve(
     }
 }
 
-/// A command to the task while it serves a channel; `Some` if it ends that.
-async fn on_command(command: Option<TaskCommand>, channel: &FileChannel) -> Option<Step> {
-    match command {
-        Some(TaskCommand::Attach(next)) => Some(Step::Switch(next)),
-        Some(TaskCommand::Cancel(reason)) => {
-            let _ = channel.send_text(&Control::Cancel { reason: reason.clone() }.to_json()).await;
-            Some(Step::End(End::Cancelled { reason, by_us: true }))
-        }
-        Some(TaskCommand::Abandon(reason)) => Some(Step::End(End::Failed { reason })),
-        None => Some(Step::End(End::Failed { reason: "the session ended".to_owned() })),
-        Some(TaskCommand::Accept | TaskCommand::Decline(_)) => None,
-    }
-}
-
 /// What the receiver said that ends the transfer, if it did.
 fn on_reply(reply: Control) -> Option<Step> {
     match reply {
@@ -238,12 +217,6 @@ fn on_reply(reply: Control) -> Option<Step> {
         Control::Failed { reason } => Some(Step::End(End::Failed { reason })),
         _ => None,
     }
-}
-
-/// Tells the receiver the transfer failed, and why; ends it here too.
-async fn fail(channel: &FileChannel, reason: String) -> Step {
-    let _ = channel.send_text(&Control::Failed { reason: reason.clone() }.to_json()).await;
-    Step::End(End::Failed { reason })
 }
 
 /// Reads the file on a thread of its own, a few chunks ahead of the channel.

@@ -91,6 +91,18 @@ pub fn percentiles(sorted: &[Duration]) -> String {
 }
 
 /// A duration in milliseconds, for printing.
+/// A process's peak resident memory so far (`VmHWM`), in KiB; 0 once it has exited.
+pub fn vm_hwm_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
 pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
