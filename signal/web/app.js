@@ -15,6 +15,8 @@ const HIGH_WATER = 1024 * 1024;
 // A page keeps a received file in memory to hash it (Web Crypto has no streaming hash),
 // so larger offers are declined.
 const MAX_PAGE_FILE = 1024 ** 3;
+// A transfer whose channel closed waits this long for the connection to be replaced.
+const RESUME_LIMIT_MS = 45000;
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -583,6 +585,16 @@ function renderTransfer(t) {
   }
 }
 
+// The channel closed before the end: wait for a new one (the connection being replaced).
+function awaitResume(t, channel) {
+  if (t.ended || t.channel !== channel) return;
+  t.state = 'interrupted';
+  renderTransfer(t);
+  setTimeout(() => {
+    if (!t.ended && t.channel === channel) endTransfer(t, 'failed', `the connection did not come back within ${RESUME_LIMIT_MS / 1000} s`);
+  }, RESUME_LIMIT_MS);
+}
+
 function control(t, message) {
   if (t.channel && t.channel.readyState === 'open') t.channel.send(JSON.stringify(message));
 }
@@ -607,6 +619,10 @@ function onFileChannel(peer, channel) {
   }
   channel.binaryType = 'arraybuffer';
   const key = `${peer.id}/${id}`;
+  channel.onclose = () => {
+    const t = state.receiving.get(key);
+    if (t) awaitResume(t, channel);
+  };
   channel.onmessage = ({ data }) => {
     const t = state.receiving.get(key);
     if (typeof data !== 'string') {
@@ -635,7 +651,11 @@ function onIncomingControl(peer, key, channel, message) {
     if (t && !t.ended) {
       // The same transfer on a new channel (the connection was replaced): go on from here.
       t.channel = channel;
-      if (t.accepted) control(t, { type: 'accept', offset: t.received });
+      if (t.accepted) {
+        t.state = 'receiving';
+        control(t, { type: 'accept', offset: t.received });
+      }
+      renderTransfer(t);
       return;
     }
     t = {
@@ -744,6 +764,7 @@ function offerFile(out, peer) {
   channel.binaryType = 'arraybuffer';
   channel.bufferedAmountLowThreshold = HIGH_WATER / 4;
   t.channel = channel;
+  channel.addEventListener('close', () => awaitResume(t, channel));
   channel.onopen = () => {
     const offer = { type: 'offer', name: out.file.name, size: out.file.size, sha256: out.sha256 };
     if (out.file.type) offer.mime = out.file.type;
@@ -775,8 +796,8 @@ async function streamFile(t, channel, offset) {
   while (at < t.size && !t.ended && t.channel === channel && channel.readyState === 'open') {
     if (channel.bufferedAmount > HIGH_WATER) {
       await new Promise((resolve) => {
-        channel.onbufferedamountlow = resolve;
-        channel.onclose = resolve;
+        channel.addEventListener('bufferedamountlow', resolve, { once: true });
+        channel.addEventListener('close', resolve, { once: true });
       });
       continue;
     }

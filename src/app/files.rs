@@ -86,10 +86,19 @@ struct OutFile {
     info: Option<FileInfo>,
     /// The one member it is for, by name.
     to: Option<String>,
-    /// Members it goes to, and whether their channel was asked for.
-    targets: BTreeMap<PeerId, bool>,
+    /// Members it goes to.
+    targets: BTreeMap<PeerId, Target>,
     /// It went out to somebody: members who join later do not get it.
     offered: bool,
+}
+
+/// A member a file of ours goes to.
+#[derive(Debug)]
+struct Target {
+    /// Kept for the notices: the member may be gone from the room when its transfer ends.
+    name: String,
+    /// Its channel was asked for.
+    asked: bool,
 }
 
 #[derive(Debug)]
@@ -240,9 +249,11 @@ impl App {
 
     /// Adds a member to a file's targets, and opens its channel if the connection is open.
     fn offer_file(&mut self, id: u64, peer: PeerId, fx: &mut Vec<Effect>) {
-        let Some(file) = self.files.outgoing.get_mut(&id) else { return };
-        let open = self.peers.get(&peer).is_some_and(|p| p.link == Link::Open);
-        file.targets.insert(peer.clone(), open);
+        let (Some(file), Some(member)) = (self.files.outgoing.get_mut(&id), self.peers.get(&peer)) else {
+            return;
+        };
+        let open = member.link == Link::Open;
+        file.targets.insert(peer.clone(), Target { name: member.name.clone(), asked: open });
         if open {
             file.offered = true;
             self.open_file_channel(id, peer, false, fx);
@@ -275,7 +286,8 @@ impl App {
         if member.plain {
             return;
         }
-        let name = member.name.to_lowercase();
+        let display = member.name.clone();
+        let name = display.to_lowercase();
         let mut due = Vec::new();
         for (id, file) in &mut self.files.outgoing {
             if file.info.is_none() {
@@ -285,9 +297,9 @@ impl App {
                 && !file.targets.contains_key(peer)
                 && file.to.as_ref().is_none_or(|n| n.to_lowercase() == name);
             let resuming = match file.targets.get_mut(peer) {
-                Some(asked) if !*asked || reopened => std::mem::replace(asked, true),
+                Some(target) if !target.asked || reopened => std::mem::replace(&mut target.asked, true),
                 None if newcomer => {
-                    file.targets.insert(peer.clone(), true);
+                    file.targets.insert(peer.clone(), Target { name: display.clone(), asked: true });
                     false
                 }
                 _ => continue,
@@ -306,11 +318,11 @@ impl App {
         let mut never_asked = Vec::new();
         for (id, file) in &mut self.files.outgoing {
             match file.targets.get(peer) {
-                Some(true) => {
+                Some(Target { asked: true, .. }) => {
                     let key = TransferKey { peer: peer.clone(), id: *id, outgoing: true };
                     fx.push(Effect::Transfer(TransferCommand::Abandon { key, reason: reason.clone() }));
                 }
-                Some(false) => never_asked.push(*id),
+                Some(Target { asked: false, .. }) => never_asked.push(*id),
                 None => {}
             }
         }
@@ -411,9 +423,9 @@ impl App {
             if number.is_some_and(|n| n != *id) {
                 continue;
             }
-            for (peer, asked) in &file.targets {
+            for (peer, target) in &file.targets {
                 let key = TransferKey { peer: peer.clone(), id: *id, outgoing: true };
-                if *asked { keys.push(key) } else { never_asked.push(key) }
+                if target.asked { keys.push(key) } else { never_asked.push(key) }
             }
             if file.targets.is_empty() {
                 unsent.push(*id);
@@ -454,18 +466,15 @@ impl App {
     }
 
     fn on_transfer_end(&mut self, key: TransferKey, end: End, fx: &mut Vec<Effect>) {
-        let who = self.peers.get(&key.peer).map(|p| p.name.clone());
         let (number, info, who) = if key.outgoing {
             let Some(file) = self.files.outgoing.get_mut(&key.id) else { return };
-            if file.targets.remove(&key.peer).is_none() {
-                return;
-            }
+            let Some(target) = file.targets.remove(&key.peer) else { return };
             let Some(info) = file.info.clone() else { return };
             if file.targets.is_empty() {
                 self.files.outgoing.remove(&key.id);
                 fx.push(Effect::Transfer(TransferCommand::Release { id: key.id }));
             }
-            (key.id, info, who.unwrap_or_else(|| key.peer.0.clone()))
+            (key.id, info, target.name)
         } else {
             let Some(file) = self.files.incoming.remove(&key) else { return };
             self.files.ended_in += 1;
@@ -518,10 +527,10 @@ impl App {
 
     /// A transfer's number, file name, size and member, for a notice.
     fn describe(&self, key: &TransferKey) -> Option<(u64, String, u64, String)> {
-        let who = self.peers.get(&key.peer).map_or_else(|| key.peer.0.clone(), |p| p.name.clone());
         if key.outgoing {
-            let info = self.files.outgoing.get(&key.id)?.info.as_ref()?;
-            Some((key.id, info.name.clone(), info.size, who))
+            let file = self.files.outgoing.get(&key.id)?;
+            let info = file.info.as_ref()?;
+            Some((key.id, info.name.clone(), info.size, file.targets.get(&key.peer)?.name.clone()))
         } else {
             let file = self.files.incoming.get(key)?;
             Some((file.number, file.info.name.clone(), file.info.size, file.from.clone()))
@@ -691,6 +700,23 @@ mod tests {
             matches!(exit(&fx), Some(Outcome::FileDeclined(why)) if why == "a.bin to cid declined: no thanks")
         );
         assert!(transfer_commands(&fx).contains(&TransferCommand::Release { id: 1 }));
+    }
+
+    #[test]
+    fn a_transfer_that_ends_after_its_member_left_still_names_the_member() {
+        let mut a = app(AcceptPolicy::Never);
+        join(&mut a, "p1", "bob");
+        send(&mut a, 10);
+        a.update(Event::PeerLeft(pid("p1")));
+        a.update(Event::Peer { id: pid("p1"), event: PeerEvent::Closed });
+        let key = TransferKey { peer: pid("p1"), id: 1, outgoing: true };
+        let cancelled = End::Cancelled { reason: "bob cancelled it".into(), by_us: false };
+        let fx = a.update(Event::Transfer(TransferEvent::Finished { key, end: cancelled }));
+        assert!(
+            fx.iter()
+                .any(|e| matches!(e, Effect::Show(Notice::FileFailed { who: Some(w), .. }) if w == "bob")),
+            "{fx:?}"
+        );
     }
 
     #[test]
