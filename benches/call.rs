@@ -36,6 +36,7 @@ async fn one_way_latency() {
         ice_servers: Vec::new(),
         relay_only: false,
         bind: vec!["127.0.0.1:0".parse().expect("addr")],
+        identity: None,
     });
     let (frames, _) = broadcast::channel(64);
     let (unused_tx, _unused) = mpsc::channel(64);

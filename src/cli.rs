@@ -21,11 +21,14 @@ pub const DEFAULT_SIGNAL: &str = "ws://127.0.0.1:8787";
 /// Peers meet in a room on a signaling relay, then talk directly over an encrypted
 /// DataChannel; the relay only introduces them.
 #[derive(Debug, Parser)]
-#[command(version, after_help = after_help())]
+#[command(version, after_help = after_help(), subcommand_negates_reqs = true)]
 pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<CliCommand>,
+
     /// Room to join; everyone in the same room on the same relay can talk.
-    #[arg(long, short, env = "PEERTALK_ROOM")]
-    pub room: String,
+    #[arg(long, short, env = "PEERTALK_ROOM", required = true)]
+    pub room: Option<String>,
 
     /// Your display name [default: $USER]
     #[arg(long, short, env = "PEERTALK_NAME")]
@@ -155,6 +158,25 @@ pub struct Cli {
     /// the other conditions.
     #[arg(long, value_name = "N", env = "PEERTALK_EXPECT_FILES")]
     pub expect_files: Option<usize>,
+
+    /// Your identity: a DTLS certificate, made on first use and kept [default:
+    /// $XDG_STATE_HOME/peertalk/identity.pem, or ~/.local/state/peertalk/identity.pem]. The
+    /// peers you verify are remembered beside it, in known_peers.
+    #[arg(long, value_name = "PATH", env = "PEERTALK_IDENTITY", global = true)]
+    pub identity: Option<std::path::PathBuf>,
+
+    /// Refuse a member whose certificate is not the one you verified for its name (exit 16),
+    /// instead of warning.
+    #[arg(long, env = "PEERTALK_STRICT_IDENTITY")]
+    pub strict_identity: bool,
+}
+
+/// Things to do instead of chatting.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
+pub enum CliCommand {
+    /// Print your identity's fingerprint (SHA-256 of your DTLS certificate, as SDP writes
+    /// it), for peers to compare; it is made on first use.
+    Id,
 }
 
 fn after_help() -> String {
@@ -248,6 +270,9 @@ pub struct Config {
     pub call_at_start: bool,
     /// Headless input lines starting with `/` are commands.
     pub commands: bool,
+    /// Where our identity is kept; `None` when there is no state folder (no $HOME).
+    pub identity: Option<std::path::PathBuf>,
+    pub strict_identity: bool,
     /// Where received files go; `None`: the default for the front end.
     pub receive_dir: Option<std::path::PathBuf>,
     pub accept_files: bool,
@@ -260,7 +285,8 @@ impl Cli {
     /// Checks the flags and turns them into a [`Config`]; the error is a sentence for
     /// the user.
     pub fn into_config(self) -> Result<Config, String> {
-        proto::validate_room(&self.room).map_err(|r| format!("--room: {r}"))?;
+        let room = self.room.ok_or("--room is needed to chat; give the room to join")?;
+        proto::validate_room(&room).map_err(|r| format!("--room: {r}"))?;
         let name = self.name.unwrap_or_else(default_name);
         proto::validate_name(&name).map_err(|r| format!("--name: {r}"))?;
 
@@ -321,7 +347,7 @@ impl Cli {
             || !self.send_file.is_empty()
             || self.expect_files.is_some();
         Ok(Config {
-            room: self.room,
+            room,
             name,
             signal,
             signal_protocol: self.signal_protocol,
@@ -348,6 +374,8 @@ impl Cli {
             },
             call_at_start,
             commands: self.commands,
+            identity: self.identity.or_else(crate::peer::default_identity_path),
+            strict_identity: self.strict_identity,
             receive_dir: self.receive_dir,
             accept_files: self.accept_files,
             max_file_size,

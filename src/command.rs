@@ -29,6 +29,11 @@ pub enum Command {
     },
     /// `/cancel [N]`.
     Cancel(Option<u64>),
+    /// `/verify NAME` shows the safety words; `/verify NAME yes` marks the member verified.
+    Verify {
+        name: String,
+        confirm: bool,
+    },
     Quit,
     /// Not a command we know, or used wrongly: show this sentence and the help.
     Unknown(String),
@@ -128,6 +133,18 @@ const COMMANDS: &[Spec] = &[
         args: "[N]",
         help: "stop file transfer N (or all of them), either way",
         parse: |args| file_number("cancel", args).map(Command::Cancel),
+    },
+    Spec {
+        name: "verify",
+        args: "NAME [yes]",
+        help: "safety words with a member; with yes, mark it verified",
+        parse: |args| match args.split_whitespace().collect::<Vec<_>>()[..] {
+            [name] => Ok(Command::Verify { name: name.to_owned(), confirm: false }),
+            [name, "yes"] => Ok(Command::Verify { name: name.to_owned(), confirm: true }),
+            _ => {
+                Err("/verify needs a name, e.g. /verify bob; /verify bob yes once the words match".to_owned())
+            }
+        },
     },
     Spec { name: "quit", args: "", help: "close the connections and leave", parse: |_| Ok(Command::Quit) },
 ];
@@ -235,6 +252,9 @@ mod tests {
         assert_eq!(parse("/accept"), Some(Command::Answer { file: None, accept: true }));
         assert_eq!(parse("/decline #2"), Some(Command::Answer { file: Some(2), accept: false }));
         assert_eq!(parse("/cancel 3"), Some(Command::Cancel(Some(3))));
+        assert_eq!(parse("/verify bob"), Some(Command::Verify { name: "bob".into(), confirm: false }));
+        assert_eq!(parse("/verify bob yes"), Some(Command::Verify { name: "bob".into(), confirm: true }));
+        assert!(matches!(parse("/verify"), Some(Command::Unknown(m)) if m.contains("needs a name")));
         assert!(matches!(parse("/cancel x"), Some(Command::Unknown(m)) if m.contains("transfer number")));
     }
 

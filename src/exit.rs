@@ -40,6 +40,10 @@ pub enum Outcome {
     /// A file transfer failed: unreadable, a disk full, a hash that did not match, a
     /// member gone mid-transfer.
     FileFailed(String),
+    /// Our identity file could not be read or made.
+    Identity(String),
+    /// A known peer came with another certificate, and `--strict-identity` refused it.
+    IdentityChanged(String),
     /// Ctrl-C or SIGTERM; connections were closed cleanly first.
     Interrupted(String),
 }
@@ -64,6 +68,8 @@ impl Outcome {
             Self::FileDeclined(_) => 12,
             Self::FileCancelled(_) => 13,
             Self::FileFailed(_) => 14,
+            Self::Identity(_) => 15,
+            Self::IdentityChanged(_) => 16,
             Self::Interrupted(_) => 130,
         }
     }
@@ -87,6 +93,8 @@ impl Outcome {
             | Self::FileDeclined(m)
             | Self::FileCancelled(m)
             | Self::FileFailed(m)
+            | Self::Identity(m)
+            | Self::IdentityChanged(m)
             | Self::Interrupted(m) => Some(m),
         }
     }
@@ -124,6 +132,8 @@ Exit codes:
  13  a file transfer was cancelled (/cancel, on either side)
  14  a file transfer failed: the file could not be read, the receiver's disk filled up, the
      hash did not match, or a member went away mid-transfer
+ 15  the identity file (--identity) could not be read or made
+ 16  a member you verified came with another certificate, and --strict-identity refused it
 130  interrupted by Ctrl-C or SIGTERM (connections are closed cleanly first)
 
 In a room of several: a message goes to every member present when it is sent (those

@@ -15,6 +15,7 @@ pub mod command;
 pub mod envelope;
 pub mod exit;
 pub mod headless;
+pub mod known;
 pub mod peer;
 pub mod sanitize;
 pub mod session;

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::sync::Mutex;
 
 use clap::Parser;
-use peertalk::cli::{Cli, Config};
+use peertalk::cli::{Cli, CliCommand, Config};
 use peertalk::exit::Outcome;
 use tracing_subscriber::EnvFilter;
 
@@ -16,7 +16,11 @@ use tracing_subscriber::EnvFilter;
 const DEFAULT_LOG: &str = "error,peertalk=warn,peertalk_signal=warn";
 
 fn main() -> ExitCode {
-    let config = match Cli::parse().into_config() {
+    let cli = Cli::parse();
+    if cli.command == Some(CliCommand::Id) {
+        return report(&print_identity(cli.identity));
+    }
+    let config = match cli.into_config() {
         Ok(config) => config,
         Err(message) => return report(&Outcome::Usage(message)),
     };
@@ -64,6 +68,22 @@ fn default_log_file() -> Option<PathBuf> {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/state")))?;
     Some(state.join("peertalk").join("peertalk.log"))
+}
+
+/// `peertalk id`: the fingerprint peers see, made on first use.
+fn print_identity(path: Option<PathBuf>) -> Outcome {
+    let Some(path) = path.or_else(peertalk::peer::default_identity_path) else {
+        return Outcome::Identity(
+            "there is no state folder ($HOME is not set); give one with --identity PATH".to_owned(),
+        );
+    };
+    match peertalk::peer::Identity::load_or_create(&path) {
+        Ok(identity) => {
+            println!("sha-256 {}", identity.fingerprint);
+            Outcome::Done
+        }
+        Err(e) => Outcome::Identity(e.to_string()),
+    }
 }
 
 fn report(outcome: &Outcome) -> ExitCode {

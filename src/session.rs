@@ -54,6 +54,8 @@ pub enum UserInput {
     AnswerOffer { file: Option<u64>, accept: bool },
     /// Stop a file transfer (`/cancel [N]`).
     CancelFile(Option<u64>),
+    /// Show the safety words with a member, or mark it verified (`/verify NAME [yes]`).
+    Verify { name: String, confirm: bool },
     /// Leave now.
     Quit,
 }
@@ -90,6 +92,15 @@ pub async fn run(config: Config, ui: &mut impl Frontend) -> Outcome {
         }
     };
     let (Joined { me, peers, outgoing, events: mut relay }, name) = joined;
+    let (identity, known, known_path) = match load_identity(&config) {
+        Ok(loaded) => loaded,
+        Err(outcome) => {
+            if let Some(relay) = hosted {
+                relay.stop().await;
+            }
+            return outcome;
+        }
+    };
     if name != config.name {
         let text = format!(
             "the name {} is taken in room {}, so you are {name} here; /nick changes it",
@@ -122,7 +133,13 @@ pub async fn run(config: Config, ui: &mut impl Frontend) -> Outcome {
             expect: config.expect_files,
             send: config.send_files.clone(),
         },
+        identity: identity.as_ref().map(|i| i.fingerprint.clone()),
+        known: known.0,
+        strict_identity: config.strict_identity,
     });
+    for skipped in known.1 {
+        let _ = ui.show(&Notice::Warning { text: skipped }).await;
+    }
     let receive_dir = config.receive_dir.clone().unwrap_or_else(|| names::default_receive_dir(!ui.paced()));
     let (transfer_tx, mut transfer_rx) = mpsc::channel(256);
     let mut transfers = Transfers::new(receive_dir, transfer_tx);
@@ -141,6 +158,7 @@ pub async fn run(config: Config, ui: &mut impl Frontend) -> Outcome {
         ice_servers: config.ice_servers.clone(),
         relay_only: config.relay_only,
         bind: config.bind.clone(),
+        identity,
     });
     let page_label = config.channel_label.clone();
     let (peer_tx, mut peer_rx) = mpsc::channel::<(PeerId, PeerEvent)>(1024);
@@ -186,6 +204,7 @@ pub async fn run(config: Config, ui: &mut impl Frontend) -> Outcome {
                     UserInput::SendFile { to, path } => Event::SendFile { to, path },
                     UserInput::AnswerOffer { file, accept } => Event::AnswerOffer { file, accept },
                     UserInput::CancelFile(file) => Event::CancelFile(file),
+                    UserInput::Verify { name, confirm } => Event::Verify { name, confirm },
                     UserInput::Quit => break 'run Outcome::Done,
                 },
                 () = sleep_until(deadline) => Event::TimedOut,
@@ -212,6 +231,14 @@ pub async fn run(config: Config, ui: &mut impl Frontend) -> Outcome {
                     }
                 }
                 Effect::Transfer(command) => transfers.command(command),
+                Effect::Remember { name, fingerprint } => {
+                    let Some(path) = &known_path else { continue };
+                    if let Err(e) = crate::known::remember(path, &name, &fingerprint) {
+                        let text =
+                            format!("could not remember {name}'s certificate in {}: {e}", path.display());
+                        let _ = ui.show(&Notice::Warning { text }).await;
+                    }
+                }
                 Effect::Audio(action) => match action {
                     AudioAction::Start => audio.start(),
                     AudioAction::Stop => audio.stop(),
@@ -241,6 +268,24 @@ pub async fn run(config: Config, ui: &mut impl Frontend) -> Outcome {
     }
     let _ = ui.flush().await;
     outcome
+}
+
+/// Our identity and the peers we verified before, from the state folder.
+#[allow(clippy::type_complexity)] // read once, taken apart at once
+fn load_identity(
+    config: &Config,
+) -> Result<
+    (
+        Option<peer::Identity>,
+        (std::collections::BTreeMap<String, String>, Vec<String>),
+        Option<std::path::PathBuf>,
+    ),
+    Outcome,
+> {
+    let Some(path) = &config.identity else { return Ok((None, Default::default(), None)) };
+    let identity = peer::Identity::load_or_create(path).map_err(|e| Outcome::Identity(e.to_string()))?;
+    let known_path = path.with_file_name("known_peers");
+    Ok((Some(identity), crate::known::load(&known_path), Some(known_path)))
 }
 
 /// Tries every TURN server once, alongside joining the room. With `--relay-only` and no

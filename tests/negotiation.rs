@@ -29,6 +29,7 @@ fn side(remote: &str, offer: bool, events: mpsc::Sender<(PeerId, PeerEvent)>) ->
         ice_servers: Vec::new(),
         relay_only: false,
         bind: vec!["127.0.0.1:0".parse().expect("loopback address")],
+        identity: None,
     });
     let (frames, _) = broadcast::channel(64);
     let (incoming_tx, incoming) = mpsc::channel(1024);
@@ -113,6 +114,7 @@ async fn offers_that_cross_are_settled_and_both_tracks_flow_beside_the_chat() {
                             return Err(format!("side {from} took the chat channel for a plain one"));
                         }
                         PeerEvent::File(_) => return Err(format!("side {from} saw a file channel nobody opened")),
+                        PeerEvent::Fingerprint(_) => {}
                         PeerEvent::State(_) | PeerEvent::Path(_) => {}
                     }
                 }

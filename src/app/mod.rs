@@ -24,9 +24,11 @@ use crate::transfer::{TransferCommand, TransferEvent};
 
 mod call;
 mod files;
+mod trust;
 
 pub use call::{AudioAction, CallState};
 pub use files::{AcceptPolicy, FileSettings, FileTrouble, human_size};
+pub use trust::{safety_words, with_emoji};
 
 /// Said of a peer that is not peertalk when its channel opens.
 pub const PLAIN_PEER: &str = "; it is not peertalk: plain text, and it sends no acknowledgements";
@@ -127,6 +129,12 @@ pub enum Event {
     CancelFile(Option<u64>),
     /// A file transfer reported something.
     Transfer(TransferEvent),
+    /// `/verify NAME`: show the safety words with that member; with `confirm` (`/verify
+    /// NAME yes`), mark it verified and remember its certificate.
+    Verify {
+        name: String,
+        confirm: bool,
+    },
     /// The `--timeout` ran out.
     TimedOut,
 }
@@ -144,6 +152,8 @@ pub enum Effect {
     Audio(AudioAction),
     /// Tell the file transfers what to do.
     Transfer(TransferCommand),
+    /// Remember that the member called `name` has this certificate (known peers).
+    Remember { name: String, fingerprint: String },
     /// Tell the user.
     Show(Notice),
     /// Stop, for this reason.
@@ -167,12 +177,34 @@ pub enum Notice {
         name: String,
     },
     /// The chat channel to a peer is open. `plain`: the peer is not peertalk, so messages
-    /// go as plain text and are never acknowledged.
+    /// go as plain text and are never acknowledged. `safety`: the safety words with it,
+    /// when both certificates are known; `verified`: its certificate is the one verified
+    /// for its name before.
     Connected {
         peer: PeerId,
         name: String,
         path: Option<Path>,
         plain: bool,
+        safety: Option<String>,
+        verified: bool,
+    },
+    /// The safety words with a member (`/verify`), its certificate's fingerprint, and
+    /// whether it is verified.
+    Safety {
+        peer: PeerId,
+        name: String,
+        words: String,
+        fingerprint: String,
+        verified: bool,
+    },
+    /// A member came with a certificate other than the one verified for its name:
+    /// someone may be in the middle. `refused` with `--strict-identity`.
+    IdentityChanged {
+        peer: PeerId,
+        name: String,
+        known: String,
+        now: String,
+        refused: bool,
     },
     /// The connection to a peer changed state in a way worth saying.
     Link {
@@ -356,6 +388,12 @@ pub struct Settings {
     /// Every message goes to the member of this name only (`--to`).
     pub to: Option<String>,
     pub files: FileSettings,
+    /// Our certificate's fingerprint (`AB:CD:…`), for the safety words.
+    pub identity: Option<String>,
+    /// Known peers: certificate fingerprints verified before, by lower-case name.
+    pub known: BTreeMap<String, String>,
+    /// Refuse a known name with another certificate (`--strict-identity`).
+    pub strict_identity: bool,
 }
 
 #[derive(Debug)]
@@ -384,6 +422,10 @@ struct Peer {
     /// We offered to a page that may not be there (see [`Event::PeerJoined`]); it is not
     /// announced until its channel opens.
     speculative: bool,
+    /// The certificate fingerprint its description announced.
+    fingerprint: Option<String>,
+    /// That certificate is the one verified for its name.
+    verified: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -589,6 +631,7 @@ impl App {
             Event::AnswerOffer { file, accept } => self.answer_offer(file, accept, &mut fx),
             Event::CancelFile(file) => self.cancel_files(file, &mut fx),
             Event::Transfer(event) => self.on_transfer(event, &mut fx),
+            Event::Verify { name, confirm } => self.verify(&name, confirm, &mut fx),
         }
         self.check_done(&mut fx);
         fx
@@ -658,6 +701,8 @@ impl App {
             receiving_audio: false,
             plain: page,
             speculative: page && offer,
+            fingerprint: None,
+            verified: false,
         };
         self.peers.insert(id.clone(), peer);
         fx.push(Effect::Dial { peer: id, offer, page });
@@ -710,12 +755,21 @@ impl App {
                 let reopened = std::mem::replace(&mut peer.opened, true);
                 let name = peer.name.clone();
                 let path = peer.path.clone();
+                let verified = peer.verified;
                 if std::mem::take(&mut peer.speculative) {
                     self.ever_saw_peer = true;
                     fx.push(Effect::Show(Notice::PeerJoined { peer: id.clone(), name: name.clone() }));
                     self.include_in_unsent(&id);
                 }
-                fx.push(Effect::Show(Notice::Connected { peer: id.clone(), name, path, plain }));
+                let safety = self.safety_with(&id);
+                fx.push(Effect::Show(Notice::Connected {
+                    peer: id.clone(),
+                    name,
+                    path,
+                    plain,
+                    safety,
+                    verified,
+                }));
                 self.send_held(&id, reopened, fx);
                 self.files_on_open(&id, reopened, fx);
                 if self.call.wanted {
@@ -760,6 +814,7 @@ impl App {
             PeerEvent::Closed => self.on_closed(&id, fx),
             // The session hands transfer channels to the transfers, not to the app.
             PeerEvent::File(_) => {}
+            PeerEvent::Fingerprint(fingerprint) => self.on_fingerprint(&id, fingerprint, fx),
         }
     }
 
@@ -1104,6 +1159,8 @@ fn join_ids(ids: &[u64]) -> String {
 /// effects.
 #[cfg(test)]
 mod testing {
+    use std::collections::BTreeMap;
+
     use super::{Effect, FileSettings, Outcome, Settings};
 
     pub fn settings() -> Settings {
@@ -1117,6 +1174,9 @@ mod testing {
             audio_from_file: false,
             to: None,
             files: FileSettings::default(),
+            identity: None,
+            known: BTreeMap::new(),
+            strict_identity: false,
         }
     }
 

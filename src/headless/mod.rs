@@ -101,9 +101,10 @@ fn command_input(line: String, line_no: u64) -> UserInput {
         }
         Some(Command::Answer { file, accept }) => UserInput::AnswerOffer { file, accept },
         Some(Command::Cancel(file)) => UserInput::CancelFile(file),
+        Some(Command::Verify { name, confirm }) => UserInput::Verify { name, confirm },
         Some(Command::Help | Command::Peers | Command::Members | Command::Info(_) | Command::Clear) => {
             UserInput::Invalid(format!(
-                "line {line_no}: {line} is for the interface; scripts can use /msg, /send, /accept, /decline, /cancel, /call, /hangup, /mute, /nick and /quit"
+                "line {line_no}: {line} is for the interface; scripts can use /msg, /send, /accept, /decline, /cancel, /verify, /call, /hangup, /mute, /nick and /quit"
             ))
         }
         Some(Command::Unknown(why)) => UserInput::Invalid(format!("line {line_no}: {why}")),
@@ -297,6 +298,25 @@ fn describe(notice: &Notice) -> Option<String> {
         Notice::Muted { muted: false } => "unmuted".to_owned(),
         Notice::PeerAudio { name: n, receiving: true, .. } => format!("{} is sending audio", name(n)),
         Notice::PeerAudio { name: n, receiving: false, .. } => format!("{} stopped sending audio", name(n)),
+        Notice::Safety { name: n, words, verified: true, .. } => {
+            format!("{} is verified; safety words: {}", name(n), crate::app::with_emoji(words))
+        }
+        Notice::Safety { name: n, words, .. } => format!(
+            "safety words with {}: {}; if {} sees the same, /verify {} yes",
+            name(n),
+            crate::app::with_emoji(words),
+            name(n),
+            name(n)
+        ),
+        Notice::IdentityChanged { name: n, known, now, refused, .. } => format!(
+            "WARNING: {} connected with certificate {now}, not the {known} you verified; someone may be in the middle{}",
+            name(n),
+            if *refused {
+                " (refused: --strict-identity)"
+            } else {
+                "; compare safety words before trusting this connection"
+            }
+        ),
         Notice::FileOffer { file, incoming: true, who, name: file_name, size, sha256, ask, .. } => {
             let answer = if *ask { format!("; /accept {file} or /decline {file}") } else { String::new() };
             format!(
@@ -423,6 +443,27 @@ enum JsonLine<'a> {
         rtt_ms: Option<f64>,
         /// The peer is not peertalk (a page): plain text, no acknowledgements.
         plain: bool,
+        /// The safety words with this peer (both sides see the same ones unless someone
+        /// is in the middle); absent when either side has no lasting identity.
+        safety: Option<&'a str>,
+        /// Its certificate is the one verified before for its name.
+        verified: bool,
+    },
+    /// The safety words with a member (`/verify`), and its certificate.
+    Safety {
+        peer: &'a str,
+        name: &'a str,
+        words: &'a str,
+        fingerprint: &'a str,
+        verified: bool,
+    },
+    /// A member came with a certificate other than the one verified for its name.
+    IdentityChanged {
+        peer: &'a str,
+        name: &'a str,
+        known: &'a str,
+        now: &'a str,
+        refused: bool,
     },
     Link {
         peer: &'a str,
@@ -565,7 +606,7 @@ impl<'a> From<&'a Notice> for JsonLine<'a> {
             }
             Notice::PeerJoined { peer, name } => Self::PeerJoined { peer: &peer.0, name },
             Notice::PeerLeft { peer, name } => Self::PeerLeft { peer: &peer.0, name },
-            Notice::Connected { peer, name, path, plain } => Self::Connected {
+            Notice::Connected { peer, name, path, plain, safety, verified } => Self::Connected {
                 peer: &peer.0,
                 name,
                 path: path.as_ref().map(|p| p.kind()),
@@ -574,7 +615,15 @@ impl<'a> From<&'a Notice> for JsonLine<'a> {
                 protocol: path.as_ref().map(|p| p.protocol.as_str()),
                 rtt_ms: path.as_ref().and_then(|p| p.rtt_ms),
                 plain: *plain,
+                safety: safety.as_deref(),
+                verified: *verified,
             },
+            Notice::Safety { peer, name, words, fingerprint, verified } => {
+                Self::Safety { peer: &peer.0, name, words, fingerprint, verified: *verified }
+            }
+            Notice::IdentityChanged { peer, name, known, now, refused } => {
+                Self::IdentityChanged { peer: &peer.0, name, known, now, refused: *refused }
+            }
             Notice::Link { peer, name, state, detail } => {
                 Self::Link { peer: &peer.0, name, state: state.to_string(), detail: detail.as_deref() }
             }

@@ -29,11 +29,13 @@ use webrtc::peer_connection::{
 use crate::cli::IceServer;
 
 mod file;
+mod identity;
 mod media;
 mod socket;
 pub mod turn;
 
 pub use file::{FileChannel, FileMessage, file_id, file_label};
+pub use identity::{Identity, IdentityError, default_path as default_identity_path};
 pub use media::Media;
 
 /// The chat channel's label between peertalk clients. A channel with any other label
@@ -156,6 +158,10 @@ pub enum PeerEvent {
     /// A file transfer channel: one we asked for with [`PeerCommand::OpenFile`], or one
     /// the peer opened to send us a file.
     File(FileChannel),
+    /// The SHA-256 fingerprint (`AB:CD:…`) of the certificate the peer's description
+    /// announces: DTLS accepts only that certificate. Reported when it is first seen or
+    /// changes.
+    Fingerprint(String),
     /// The connection is over and nothing more will come from it. Sent exactly once, as
     /// the last event, after every message the channel delivered.
     Closed,
@@ -221,6 +227,8 @@ pub struct NetOptions {
     /// Gather and use relay candidates only (ICE transport policy "relay").
     pub relay_only: bool,
     pub bind: Vec<SocketAddr>,
+    /// Our lasting DTLS certificate; without one, each connection makes its own.
+    pub identity: Option<Identity>,
 }
 
 /// The handle the session keeps for one peer.
@@ -379,6 +387,7 @@ async fn run(
             link: LinkState::New,
             dtls_done: false,
             drains: Drains::default(),
+            remote_fingerprint: None,
         };
         // Whatever happens, the connection is closed: a dropped one keeps its driver running.
         let result = session
@@ -413,6 +422,7 @@ async fn build(net: &NetOptions, handler: Handler) -> Result<impl PeerConnection
     let config = RTCConfigurationBuilder::new()
         .with_ice_servers(ice_servers)
         .with_ice_transport_policy(policy)
+        .with_certificates(net.identity.iter().map(Identity::certificate).collect())
         .build();
     // mDNS off: it would multicast on the LAN, and our candidates are plain addresses.
     // The answerer takes the DTLS server role so that the offerer, which holds the chat
@@ -475,6 +485,8 @@ struct Session {
     dtls_done: bool,
     /// Plain messages not yet reported drained.
     drains: Drains,
+    /// The certificate fingerprint in the peer's last description, once reported.
+    remote_fingerprint: Option<String>,
 }
 
 /// Follows plain messages through the SCTP send buffer. Bytes leave it in the order they
@@ -776,6 +788,12 @@ impl Session {
                     self.needs_negotiation = true;
                 }
                 self.remote_session = session_id(&desc.sdp).map(str::to_owned);
+                if let Some(fingerprint) = fingerprint(&desc.sdp)
+                    && self.remote_fingerprint.as_deref() != Some(fingerprint.as_str())
+                {
+                    self.remote_fingerprint = Some(fingerprint.clone());
+                    out.emit(PeerEvent::Fingerprint(fingerprint)).await;
+                }
                 let desc = description_from_wire(desc)?;
                 self.pc
                     .set_remote_description(desc)
@@ -933,6 +951,16 @@ async fn read_channel(channel: Arc<dyn DataChannel>, plain: bool, out: Outbox) {
 /// one changes nothing.
 async fn nudge(channel: &dyn DataChannel) {
     let _ = channel.set_buffered_amount_low_threshold(0).await;
+}
+
+/// The SHA-256 certificate fingerprint an SDP announces (`a=fingerprint:sha-256 AB:…`),
+/// upper case.
+fn fingerprint(sdp: &str) -> Option<String> {
+    sdp.lines().find_map(|line| {
+        let value = line.trim().strip_prefix("a=fingerprint:")?;
+        let (algorithm, hex) = value.split_once(' ')?;
+        algorithm.eq_ignore_ascii_case("sha-256").then(|| hex.trim().to_uppercase())
+    })
 }
 
 /// The session id of an SDP: the second field of its `o=` line.

@@ -94,6 +94,7 @@ impl Tui {
             }
             Command::Answer { file, accept } => return Some(UserInput::AnswerOffer { file, accept }),
             Command::Cancel(file) => return Some(UserInput::CancelFile(file)),
+            Command::Verify { name, confirm } => return Some(UserInput::Verify { name, confirm }),
             Command::Help => command::help().into_iter().for_each(|line| self.say(line, Tone::Info)),
             Command::Peers => {
                 let lines: Vec<String> = if self.view.peers.is_empty() {

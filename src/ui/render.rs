@@ -103,6 +103,7 @@ fn members_panel(view: &View) -> Vec<Line<'static>> {
         lines.push(Line::from(vec![
             Span::styled("│ ", dim),
             Span::styled(for_terminal(&peer.name), Style::new().add_modifier(Modifier::BOLD)),
+            Span::styled(if peer.verified { " ✔" } else { "" }, Style::new().fg(Color::LightGreen)),
             Span::styled(format!(" {state}"), Style::new().fg(colour)),
         ]));
         let mut detail = Vec::new();
@@ -319,7 +320,11 @@ fn status_line(view: &View, width: usize) -> Line<'static> {
             (Some(p), LinkState::Connected) => format!(" ({})", p.kind()),
             _ => String::new(),
         };
-        each.push(Span::styled(format!("{}{state}{path}", for_terminal(&peer.name)), bar.fg(colour)));
+        let verified = if peer.verified { " ✔" } else { "" };
+        each.push(Span::styled(
+            format!("{}{verified}{state}{path}", for_terminal(&peer.name)),
+            bar.fg(colour),
+        ));
         if let Some(dbfs) = peer.audio {
             each.push(Span::styled(format!(" ♪{}", meter(dbfs)), bar.fg(Color::LightCyan)));
         }
@@ -464,7 +469,14 @@ mod tests {
         let mut v = View::new("demo", "alice");
         v.apply(&joined_with_bob(), T0);
         v.apply(
-            &Notice::Connected { peer: pid("p1"), name: "bob".into(), path: Some(host_path()), plain: false },
+            &Notice::Connected {
+                peer: pid("p1"),
+                name: "bob".into(),
+                path: Some(host_path()),
+                plain: false,
+                safety: None,
+                verified: false,
+            },
             T0,
         );
         let said = |id, text: &str| Notice::Message {
@@ -590,7 +602,14 @@ mod tests {
         let relayed =
             Path { local: "relay".into(), remote: "host".into(), protocol: "udp".into(), rtt_ms: None };
         v.apply(
-            &Notice::Connected { peer: pid("p1"), name: "bob".into(), path: Some(relayed), plain: false },
+            &Notice::Connected {
+                peer: pid("p1"),
+                name: "bob".into(),
+                path: Some(relayed),
+                plain: false,
+                safety: None,
+                verified: false,
+            },
             T0,
         );
         v.rtt_ms = Some(12.3);
@@ -622,7 +641,17 @@ mod tests {
         let mut lines = Vec::new();
         let mut v = View::new("demo", "alice");
         v.apply(&joined_with_bob(), T0);
-        v.apply(&Notice::Connected { peer: pid("p1"), name: "bob".into(), path: None, plain: false }, T0);
+        v.apply(
+            &Notice::Connected {
+                peer: pid("p1"),
+                name: "bob".into(),
+                path: None,
+                plain: false,
+                safety: None,
+                verified: false,
+            },
+            T0,
+        );
         v.apply(&Notice::Call(CallState::Calling), T0);
         lines.push(status_line(&v, 72));
         v.apply(&Notice::Call(CallState::Live { source: "microphone default".into() }), T0);
@@ -681,6 +710,8 @@ mod tests {
                     name: format!("member{i}"),
                     path,
                     plain: false,
+                    safety: None,
+                    verified: false,
                 },
                 T0,
             );

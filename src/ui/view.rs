@@ -61,6 +61,8 @@ pub struct PeerView {
     pub path: Option<Path>,
     /// While the peer sends us audio: its latest level in dBFS (-inf until one is measured).
     pub audio: Option<f32>,
+    /// Its certificate is the one verified for its name.
+    pub verified: bool,
 }
 
 /// A file transfer under way or waiting for an answer, as its progress line shows it.
@@ -155,6 +157,7 @@ impl View {
                         state: LinkState::Connecting,
                         path: None,
                         audio: None,
+                        verified: false,
                     };
                     self.peers.insert(p.id.clone(), view);
                 }
@@ -174,7 +177,13 @@ impl View {
             Notice::PeerJoined { peer, name } => {
                 self.peers.insert(
                     peer.clone(),
-                    PeerView { name: name.clone(), state: LinkState::Connecting, path: None, audio: None },
+                    PeerView {
+                        name: name.clone(),
+                        state: LinkState::Connecting,
+                        path: None,
+                        audio: None,
+                        verified: false,
+                    },
                 );
                 info(format!("{name} joined"))
             }
@@ -182,15 +191,17 @@ impl View {
                 self.peers.remove(peer);
                 info(format!("{name} left"))
             }
-            Notice::Connected { peer, name, path, plain } => {
+            Notice::Connected { peer, name, path, plain, verified, .. } => {
                 let view = self.peers.entry(peer.clone()).or_insert_with(|| PeerView {
                     name: name.clone(),
                     state: LinkState::Connecting,
                     path: None,
                     audio: None,
+                    verified: false,
                 });
                 view.state = LinkState::Connected;
                 view.path.clone_from(path);
+                view.verified = *verified;
                 let how = match path {
                     Some(p) => format!(" ({} path over {})", p.kind(), p.protocol),
                     None => String::new(),
@@ -367,6 +378,32 @@ impl View {
                     FileTrouble::Failed => error(line),
                     FileTrouble::Declined | FileTrouble::Cancelled => info(line),
                 }
+            }
+            Notice::Safety { peer, name, words, verified, .. } => {
+                if let Some(view) = self.peers.get_mut(peer) {
+                    view.verified = *verified;
+                }
+                let words = crate::app::with_emoji(words);
+                if *verified {
+                    info(format!("{name} is verified ✔ — safety words: {words}"))
+                } else {
+                    info(format!(
+                        "safety words with {name}: {words} — if {name} sees the same, /verify {name} yes"
+                    ))
+                }
+            }
+            Notice::IdentityChanged { peer, name, known, now, refused } => {
+                if let Some(view) = self.peers.get_mut(peer) {
+                    view.verified = false;
+                }
+                let what = if *refused {
+                    "refused (--strict-identity)"
+                } else {
+                    "compare safety words (/verify) before trusting it"
+                };
+                error(format!(
+                    "WARNING: {name} connected with certificate {now}, not the {known} you verified: someone may be in the middle; {what}"
+                ))
             }
             // The meter in the status bar shows it.
             Notice::AudioLevel { peer, dbfs } => {
@@ -562,7 +599,17 @@ mod tests {
         let mut v = View::new("demo", "alice");
         v.apply(&Notice::PeerJoined { peer: pid("p1"), name: "bob".into() }, 0);
         assert_eq!(v.peers[&pid("p1")].state, LinkState::Connecting);
-        v.apply(&Notice::Connected { peer: pid("p1"), name: "bob".into(), path: None, plain: false }, 0);
+        v.apply(
+            &Notice::Connected {
+                peer: pid("p1"),
+                name: "bob".into(),
+                path: None,
+                plain: false,
+                safety: None,
+                verified: false,
+            },
+            0,
+        );
         assert_eq!(v.peers[&pid("p1")].state, LinkState::Connected);
         v.apply(&Notice::PeerLeft { peer: pid("p1"), name: "bob".into() }, 0);
         assert!(v.peers.is_empty());

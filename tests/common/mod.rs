@@ -314,6 +314,8 @@ impl Client {
         for (var, _) in std::env::vars().filter(|(k, _)| k.starts_with("PEERTALK_")) {
             command.env_remove(var);
         }
+        // One identity for the test run's clients, not the developer's own (--identity wins).
+        command.env("PEERTALK_IDENTITY", test_identity());
         let mut child = command
             .args(args)
             .stdin(stdin)
@@ -469,6 +471,11 @@ impl Client {
             .unwrap_or_default();
         (status.code(), raw, stderr)
     }
+}
+
+/// The identity file the test run's clients share unless a test gives its own.
+pub fn test_identity() -> PathBuf {
+    std::env::temp_dir().join(format!("peertalk-test-state-{}", std::process::id())).join("identity.pem")
 }
 
 fn parse(line: &str) -> Value {
