@@ -59,6 +59,10 @@ pub struct Cli {
     #[arg(long, value_name = "SECRET", env = "PEERTALK_ROOM_SECRET", hide_env_values = true)]
     pub room_secret: Option<String>,
 
+    /// A join token for the room, from the relay's operator (`peertalk-signal token`).
+    #[arg(long, value_name = "TOKEN", env = "PEERTALK_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
     /// STUN or TURN server (stun:HOST:PORT, turn:HOST:PORT); repeatable. None by default:
     /// nothing outside the relay is contacted unless you ask.
     #[arg(long = "ice-server", value_name = "URL", env = "PEERTALK_ICE_SERVERS", value_delimiter = ',')]
@@ -255,6 +259,7 @@ pub struct Config {
     /// Extra CA certificates to trust for wss://, from --ca-file.
     pub extra_roots: Vec<CertificateDer<'static>>,
     pub room_secret: Option<String>,
+    pub token: Option<String>,
     pub ice_servers: Vec<IceServer>,
     pub relay_only: bool,
     pub bind: Vec<SocketAddr>,
@@ -358,6 +363,7 @@ impl Cli {
                 None => Vec::new(),
             },
             room_secret: self.room_secret,
+            token: self.token,
             ice_servers,
             relay_only: self.relay_only,
             bind,

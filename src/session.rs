@@ -401,7 +401,8 @@ async fn connect(
                 SignalProtocol::Peertalk => {
                     let room = config.room.clone();
                     let secret = secret.map(str::to_owned);
-                    signaling::join(Membership { url: url.to_owned(), room, name, secret, tls }).await
+                    let token = config.token.clone();
+                    signaling::join(Membership { url: url.to_owned(), room, name, secret, token, tls }).await
                 }
                 SignalProtocol::Classic => {
                     classic::join(url, &config.room, &name, secret, tls.as_ref()).await

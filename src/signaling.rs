@@ -85,6 +85,8 @@ pub struct Membership {
     pub room: String,
     pub name: String,
     pub secret: Option<String>,
+    /// A join token for the room (`--token`).
+    pub token: Option<String>,
     pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
@@ -117,6 +119,7 @@ async fn join_once(m: &Membership, resume: Option<&str>) -> Result<(Socket, Welc
             version: PROTOCOL_VERSION,
             secret: m.secret.clone(),
             resume: resume.map(str::to_owned),
+            token: m.token.clone(),
         };
         ws.send(Message::Text(join.to_json().into()))
             .await

@@ -108,3 +108,72 @@ async fn a_verified_name_with_another_certificate_is_announced_and_with_strict_i
     let mut alice = client(&relay, "kp2", "alice", &a, &["--strict-identity"]);
     assert_eq!(alice.connected().await["verified"], true);
 }
+
+/// `peertalk-signal token` for `room`, signed with the key in `key`.
+fn mint(key: &std::path::Path, room: &str) -> String {
+    let out = Command::new(common::relay_bin())
+        .args(["token", "--room", room, "--ttl", "1h", "--token-key-file", &key.display().to_string()])
+        .output()
+        .expect("run peertalk-signal token");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("text").trim().to_owned()
+}
+
+/// What the relay answers a join to `room` carrying `token`: `welcome`, or the error code.
+async fn join_with(relay: &Relay, room: &str, token: Option<&str>) -> String {
+    let mut ws = common::RawWs::connect(&relay.url).await;
+    let mut join = serde_json::json!({"type": "join", "room": room, "name": "ann", "version": 1});
+    if let Some(token) = token {
+        join["token"] = token.into();
+    }
+    ws.send_json(&join).await;
+    let answer = ws.recv().await;
+    if answer["type"] == "welcome" {
+        "welcome".to_owned()
+    } else {
+        answer["code"].as_str().unwrap_or("?").to_owned()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn join_tokens_admit_their_own_room_until_they_expire_and_nothing_else() {
+    let dir = TempDir::new("tokens");
+    let (key, other) = (dir.path().join("token.key"), dir.path().join("other.key"));
+    std::fs::write(&key, b"0123456789abcdef0123456789abcdef\n").expect("key");
+    std::fs::write(&other, b"fedcba9876543210fedcba9876543210").expect("key");
+    let relay =
+        Relay::start_with(&["--listen", "127.0.0.1:0", "--token-key-file", &key.display().to_string()]).await;
+
+    let valid = mint(&key, "team");
+    let last = valid.chars().last().expect("a mac");
+    let tampered = format!("{}{}", &valid[..valid.len() - 1], if last == '0' { '1' } else { '0' });
+    let expired = peertalk_signal::token::TokenKey::new(b"0123456789abcdef0123456789abcdef")
+        .mint("team", peertalk_signal::token::now() - 10);
+    assert_eq!(join_with(&relay, "team", Some(&valid)).await, "welcome");
+    assert_eq!(join_with(&relay, "team", None).await, "forbidden");
+    assert_eq!(join_with(&relay, "other", Some(&valid)).await, "forbidden", "another room");
+    assert_eq!(join_with(&relay, "team", Some(&tampered)).await, "forbidden");
+    assert_eq!(join_with(&relay, "team", Some(&mint(&other, "team"))).await, "forbidden", "another key");
+    assert_eq!(join_with(&relay, "team", Some(&expired)).await, "token-expired");
+
+    // The client gives its token with --token; an expired one ends with exit 4 and says so.
+    let mut ann = Client::start(Some(&relay.url), "team", "ann", &["--token", &valid]);
+    ann.expect_type("joined").await;
+    let late = Client::start(Some(&relay.url), "team", "bea", &["--token", &expired]).finish().await;
+    assert_eq!(late.code, Some(4), "{}", late.stderr);
+    assert!(late.stderr.contains("expired"), "{}", late.stderr);
+}
+
+#[test]
+fn minting_a_token_needs_a_key_of_16_bytes_or_more() {
+    let dir = TempDir::new("short-key");
+    let key = dir.path().join("token.key");
+    std::fs::write(&key, b"short").expect("key");
+    let out = Command::new(common::relay_bin())
+        .args(["token", "--room", "team", "--token-key-file", &key.display().to_string()])
+        .output()
+        .expect("run peertalk-signal token");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("at least 16") && stderr.contains("/dev/urandom"), "{stderr}");
+}

@@ -35,8 +35,12 @@ pub struct RelayConfig {
     /// Browser origins allowed to connect (`https://chat.example.org`); empty allows all.
     /// Clients that send no `Origin` (anything but a browser) are not affected.
     pub allowed_origins: Vec<String>,
-    /// When set, every join must carry this secret (else `forbidden`).
+    /// When set, every join must carry this secret (else `forbidden`), unless it carries
+    /// a valid join token.
     pub room_secret: Option<String>,
+    /// When set, a join must carry a valid token for its room (`forbidden`, or
+    /// `token-expired`), unless it carries the room secret.
+    pub token_key: Option<Arc<crate::token::TokenKey>>,
     /// Where the classic broadcast endpoint is served (`/signal`); `None` turns it off.
     pub classic_path: Option<String>,
     /// Serve the web client at `GET /`.
@@ -62,6 +66,7 @@ impl Default for RelayConfig {
             idle_timeout: Duration::from_secs(60),
             allowed_origins: Vec::new(),
             room_secret: None,
+            token_key: None,
             classic_path: Some(DEFAULT_CLASSIC_PATH.to_owned()),
             web: true,
             metrics_listen: None,

@@ -24,6 +24,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use tracing::{debug, info};
 
 use crate::classic::ClassicMessage;
+use crate::config::RelayConfig;
 use crate::http::{self, Rewind, Route};
 use crate::hub::{Command, Kick, OUTBOX_FRAMES};
 use crate::metrics::Metrics;
@@ -33,6 +34,7 @@ use crate::proto::{
 use crate::resume::Token;
 use crate::room::Endpoint;
 use crate::server::Shared;
+use crate::token::TokenRefusal;
 
 /// The room a classic client is in when its URL names none.
 pub const DEFAULT_CLASSIC_ROOM: &str = "default";
@@ -258,7 +260,7 @@ async fn serve<S>(
                 match frame {
                 Some(Ok(Message::Text(text))) => {
                     let handled = match endpoint {
-                        Endpoint::Main => conn.on_text(&text, config.room_secret.as_deref()).await,
+                        Endpoint::Main => conn.on_text(&text, config).await,
                         Endpoint::Classic => conn.broadcast(text).await,
                     };
                     if let Err(refusal) = handled
@@ -437,7 +439,7 @@ impl Conn<'_> {
     }
 
     /// Handles one text frame; a refusal is answered to this client alone.
-    async fn on_text(&mut self, text: &str, room_secret: Option<&str>) -> Result<(), Refusal> {
+    async fn on_text(&mut self, text: &str, config: &RelayConfig) -> Result<(), Refusal> {
         // Signals are nearly all the traffic: they are checked and forwarded as sent,
         // without building and re-serialising a tree.
         if let Some(signal) = SignalRef::parse(text) {
@@ -449,15 +451,8 @@ impl Conn<'_> {
             return Ok(());
         }
         let command = match ClientMessage::parse(text)? {
-            ClientMessage::Join { room, name, version, secret, resume } => {
-                if let Some(expected) = room_secret
-                    && !secret.as_deref().is_some_and(|given| same_secret(given, expected))
-                {
-                    return Err(Refusal::new(
-                        ErrorCode::Forbidden,
-                        "This relay admits only clients that know its room secret; ask its operator for it (peertalk --room-secret).",
-                    ));
-                }
+            ClientMessage::Join { room, name, version, secret, resume, token } => {
+                admit(config, &room, secret.as_deref(), token.as_deref())?;
                 if version != PROTOCOL_VERSION {
                     return Err(Refusal::new(
                         ErrorCode::UnsupportedVersion,
@@ -491,6 +486,42 @@ impl Conn<'_> {
         // The hub only goes away when the relay stops; the shutdown arm closes us then.
         let _ = self.hub.send(command).await;
         Ok(())
+    }
+}
+
+/// Whether a join may enter `room`: with the room secret, or a valid join token for the
+/// room, when the relay asks for either.
+fn admit(config: &RelayConfig, room: &str, secret: Option<&str>, token: Option<&str>) -> Result<(), Refusal> {
+    let secret_ok = config
+        .room_secret
+        .as_deref()
+        .is_some_and(|expected| secret.is_some_and(|given| same_secret(given, expected)));
+    match (&config.room_secret, &config.token_key) {
+        (None, None) => Ok(()),
+        _ if secret_ok => Ok(()),
+        (Some(_), None) => Err(Refusal::new(
+            ErrorCode::Forbidden,
+            "This relay admits only clients that know its room secret; ask its operator for it (peertalk --room-secret).",
+        )),
+        (_, Some(key)) => match token.map(|t| key.check(t, room, crate::token::now())) {
+            Some(Ok(())) => Ok(()),
+            None => Err(Refusal::new(
+                ErrorCode::Forbidden,
+                format!(
+                    "This relay admits a room only with a join token for it; ask its operator for one for room {room:?} (peertalk --token)."
+                ),
+            )),
+            Some(Err(TokenRefusal::Expired)) => Err(Refusal::new(
+                ErrorCode::TokenExpired,
+                "The join token has expired; ask the relay's operator for a new one.",
+            )),
+            Some(Err(TokenRefusal::Invalid(why))) => Err(Refusal::new(
+                ErrorCode::Forbidden,
+                format!(
+                    "The join token was refused: {why}. Ask the relay's operator for a token for room {room:?}."
+                ),
+            )),
+        },
     }
 }
 

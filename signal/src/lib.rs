@@ -27,6 +27,8 @@ mod server;
 #[cfg(feature = "server")]
 pub mod tls;
 #[cfg(feature = "server")]
+pub mod token;
+#[cfg(feature = "server")]
 mod web;
 
 #[cfg(feature = "server")]

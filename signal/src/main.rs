@@ -21,6 +21,9 @@ On start the relay prints one line to stdout, \"peertalk-signal listening on ws:
 Exit codes: 0 stopped cleanly, 1 could not listen, 2 bad arguments."
 )]
 struct Cli {
+    #[command(subcommand)]
+    tool: Option<Tool>,
+
     /// A TOML file of settings named like these flags (max-peers-per-room = 8); flags and
     /// environment variables override it.
     #[arg(long, value_name = "PATH", env = "PEERTALK_SIGNAL_CONFIG")]
@@ -90,6 +93,12 @@ struct Cli {
     #[arg(long, value_name = "SECRET", env = "PEERTALK_SIGNAL_ROOM_SECRET", hide_env_values = true)]
     room_secret: Option<String>,
 
+    /// A file holding the key join tokens are signed with (at least 16 random bytes, e.g.
+    /// head -c 32 /dev/urandom > token.key). With it, a join needs a token for its room
+    /// (`peertalk-signal token`), or the room secret.
+    #[arg(long, value_name = "PATH", env = "PEERTALK_SIGNAL_TOKEN_KEY_FILE", global = true)]
+    token_key_file: Option<std::path::PathBuf>,
+
     /// Where to serve the classic endpoint, which forwards every text frame to everyone
     /// else in the room named by ?room= (for pages written for Spring-style
     /// {"event":...,"data":...} servers); "off" turns it off.
@@ -108,6 +117,21 @@ struct Cli {
     /// Seconds a new connection may take to finish the WebSocket handshake.
     #[arg(long, env = "PEERTALK_SIGNAL_HANDSHAKE_TIMEOUT", default_value_t = 10.0, value_parser = positive_seconds)]
     handshake_timeout: f64,
+}
+
+/// Things to do instead of relaying.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
+enum Tool {
+    /// Print a join token for one room, signed with --token-key-file, for the people of that
+    /// room to give with `peertalk --token`.
+    Token {
+        /// The room it admits to.
+        #[arg(long)]
+        room: String,
+        /// How long it is valid: 90s, 30m, 1h, 7d.
+        #[arg(long, default_value = "1h", value_parser = peertalk_signal::token::parse_ttl)]
+        ttl: u64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -149,6 +173,9 @@ async fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
+    if let Some(Tool::Token { room, ttl }) = &cli.tool {
+        return mint(cli.token_key_file.as_deref(), room, *ttl);
+    }
     let logs = tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr);
@@ -165,7 +192,34 @@ async fn main() -> ExitCode {
     }
 }
 
+/// `peertalk-signal token`: prints a token, or says why not (exit 2).
+fn mint(key_file: Option<&std::path::Path>, room: &str, ttl: u64) -> ExitCode {
+    let key = key_file
+        .ok_or_else(|| "give the key tokens are signed with: --token-key-file PATH".to_owned())
+        .and_then(peertalk_signal::token::TokenKey::from_file)
+        .and_then(|key| {
+            peertalk_signal::proto::validate_room(room).map_err(|r| format!("--room: {}", r.message))?;
+            Ok(key)
+        });
+    match key {
+        Ok(key) => {
+            println!("{}", key.mint(room, peertalk_signal::token::now() + ttl));
+            ExitCode::SUCCESS
+        }
+        Err(why) => {
+            eprintln!("peertalk-signal: {why}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    let token_key = match &cli.token_key_file {
+        Some(path) => Some(std::sync::Arc::new(
+            peertalk_signal::token::TokenKey::from_file(path).map_err(anyhow::Error::msg)?,
+        )),
+        None => None,
+    };
     let tls = match (&cli.tls_cert, &cli.tls_key) {
         (Some(cert), Some(key)) => Some(peertalk_signal::tls::server_config(cert, key)?),
         _ => None,
@@ -189,6 +243,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         handshake_timeout: Duration::from_secs_f64(cli.handshake_timeout),
         allowed_origins: cli.allowed_origins,
         room_secret: cli.room_secret,
+        token_key,
         classic_path: cli.classic_path.0,
         web: cli.web == Switch::On,
         metrics_listen: cli.metrics_listen,

@@ -58,6 +58,10 @@ pub enum ClientMessage {
         /// same peer id. Only in the first `join` of a connection.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         resume: Option<String>,
+        /// A join token for this room, when the relay admits joins by token
+        /// (`peertalk-signal token`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
     },
     /// Hand a signal to one member of the same room.
     Signal { to: PeerId, signal: Signal },
@@ -168,6 +172,8 @@ pub enum ErrorCode {
     BadResume,
     /// Someone in the room already goes by that name (compared ignoring case).
     NameTaken,
+    /// The join token was genuine and for this room, but its time is over.
+    TokenExpired,
 }
 
 impl ErrorCode {
@@ -193,6 +199,7 @@ impl ErrorCode {
             Self::Forbidden => "forbidden",
             Self::BadResume => "bad-resume",
             Self::NameTaken => "name-taken",
+            Self::TokenExpired => "token-expired",
         }
     }
 }
@@ -467,7 +474,8 @@ mod tests {
                 name: "alice".into(),
                 version: 1,
                 secret: None,
-                resume: None
+                resume: None,
+                token: None,
             }
         );
         assert_eq!(msg.to_json(), text);

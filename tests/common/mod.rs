@@ -114,7 +114,7 @@ fn client_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_peertalk"))
 }
 
-fn relay_bin() -> PathBuf {
+pub fn relay_bin() -> PathBuf {
     let path = client_bin().with_file_name(format!("peertalk-signal{}", std::env::consts::EXE_SUFFIX));
     assert!(
         path.exists(),
