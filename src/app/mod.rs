@@ -28,7 +28,7 @@ mod trust;
 
 pub use call::{AudioAction, CallState};
 pub use files::{AcceptPolicy, FileSettings, FileTrouble, human_size};
-pub use trust::{safety_words, with_emoji};
+pub use trust::{connected_suffix, safety_words, with_emoji};
 
 /// Said of a peer that is not peertalk when its channel opens.
 pub const PLAIN_PEER: &str = "; it is not peertalk: plain text, and it sends no acknowledgements";

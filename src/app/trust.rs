@@ -106,6 +106,17 @@ pub fn safety_words(room: &str, a: &str, b: &str) -> String {
         .join(" ")
 }
 
+/// What a `connected` line adds about trust: `; verified ✔`, or the safety words to
+/// compare.
+#[must_use]
+pub fn connected_suffix(safety: Option<&str>, verified: bool) -> String {
+    match (safety, verified) {
+        (_, true) => "; verified ✔".to_owned(),
+        (Some(words), false) => format!("; safety words: {}", with_emoji(words)),
+        (None, false) => String::new(),
+    }
+}
+
 /// The safety words with their emoji, for people to compare: `🐶 dog  🦄 unicorn …`.
 #[must_use]
 pub fn with_emoji(words: &str) -> String {

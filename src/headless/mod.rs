@@ -253,13 +253,14 @@ fn describe(notice: &Notice) -> Option<String> {
         }
         Notice::PeerJoined { name: n, .. } => format!("{} joined", name(n)),
         Notice::PeerLeft { name: n, .. } => format!("{} left", name(n)),
-        Notice::Connected { name: n, path, plain, .. } => {
+        Notice::Connected { name: n, path, plain, safety, verified, .. } => {
             let how = match path {
                 Some(p) => format!(" ({} path over {})", p.kind(), p.protocol),
                 None => String::new(),
             };
             let plain = if *plain { crate::app::PLAIN_PEER } else { "" };
-            format!("connected to {}{how}{plain}", name(n))
+            let trust = crate::app::connected_suffix(safety.as_deref(), *verified);
+            format!("connected to {}{how}{plain}{trust}", name(n))
         }
         Notice::Link { name: n, state, detail, .. } => match detail {
             Some(d) => format!("connection to {} {state}: {d}", name(n)),

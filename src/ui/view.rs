@@ -191,7 +191,7 @@ impl View {
                 self.peers.remove(peer);
                 info(format!("{name} left"))
             }
-            Notice::Connected { peer, name, path, plain, verified, .. } => {
+            Notice::Connected { peer, name, path, plain, verified, safety } => {
                 let view = self.peers.entry(peer.clone()).or_insert_with(|| PeerView {
                     name: name.clone(),
                     state: LinkState::Connecting,
@@ -207,7 +207,8 @@ impl View {
                     None => String::new(),
                 };
                 let plain = if *plain { crate::app::PLAIN_PEER } else { "" };
-                info(format!("connected to {name}{how}{plain}"))
+                let trust = crate::app::connected_suffix(safety.as_deref(), *verified);
+                info(format!("connected to {name}{how}{plain}{trust}"))
             }
             Notice::Link { peer, name, state, detail } => {
                 if let Some(view) = self.peers.get_mut(peer) {
