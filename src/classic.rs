@@ -357,6 +357,8 @@ impl Translator {
             Signal::Description(d) if d.kind == SdpKind::Answer => ClassicMessage::Answer(d),
             Signal::Description(d) => ClassicMessage::Offer(d),
             Signal::Candidate(c) => ClassicMessage::Candidate(c),
+            // Classic relays and pages know nothing of passphrase rooms.
+            Signal::Pake(_) => return None,
         })
     }
 }

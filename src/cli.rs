@@ -59,6 +59,13 @@ pub struct Cli {
     #[arg(long, value_name = "SECRET", env = "PEERTALK_ROOM_SECRET", hide_env_values = true)]
     pub room_secret: Option<String>,
 
+    /// A passphrase the room's members share: each peer must prove it knows it (SPAKE2)
+    /// and vouch for its certificate with it before anything is said, so a relay that does
+    /// not know it cannot sit in the middle. Prefer the environment variable. It never
+    /// reaches the relay or the logs.
+    #[arg(long, value_name = "PASSPHRASE", env = "PEERTALK_PASSPHRASE", hide_env_values = true)]
+    pub passphrase: Option<String>,
+
     /// A join token for the room, from the relay's operator (`peertalk-signal token`).
     #[arg(long, value_name = "TOKEN", env = "PEERTALK_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -260,6 +267,8 @@ pub struct Config {
     pub extra_roots: Vec<CertificateDer<'static>>,
     pub room_secret: Option<String>,
     pub token: Option<String>,
+    /// The room's passphrase (`--passphrase`); its Debug never shows it.
+    pub passphrase: Option<crate::peer::Passphrase>,
     pub ice_servers: Vec<IceServer>,
     pub relay_only: bool,
     pub bind: Vec<SocketAddr>,
@@ -292,6 +301,16 @@ impl Cli {
     pub fn into_config(self) -> Result<Config, String> {
         let room = self.room.ok_or("--room is needed to chat; give the room to join")?;
         proto::validate_room(&room).map_err(|r| format!("--room: {r}"))?;
+        let passphrase = match self.passphrase {
+            Some(p) if p.is_empty() => {
+                return Err(
+                    "--passphrase: an empty passphrase protects nothing; give one, or leave the flag out"
+                        .to_owned(),
+                );
+            }
+            Some(passphrase) => Some(crate::peer::Passphrase { passphrase, room: room.clone() }),
+            None => None,
+        };
         let name = self.name.unwrap_or_else(default_name);
         proto::validate_name(&name).map_err(|r| format!("--name: {r}"))?;
 
@@ -364,6 +383,7 @@ impl Cli {
             },
             room_secret: self.room_secret,
             token: self.token,
+            passphrase,
             ice_servers,
             relay_only: self.relay_only,
             bind,

@@ -44,6 +44,8 @@ pub enum Outcome {
     Identity(String),
     /// A known peer came with another certificate, and `--strict-identity` refused it.
     IdentityChanged(String),
+    /// In a passphrase room, a peer did not prove the passphrase.
+    Passphrase(String),
     /// Ctrl-C or SIGTERM; connections were closed cleanly first.
     Interrupted(String),
 }
@@ -70,6 +72,7 @@ impl Outcome {
             Self::FileFailed(_) => 14,
             Self::Identity(_) => 15,
             Self::IdentityChanged(_) => 16,
+            Self::Passphrase(_) => 17,
             Self::Interrupted(_) => 130,
         }
     }
@@ -95,6 +98,7 @@ impl Outcome {
             | Self::FileFailed(m)
             | Self::Identity(m)
             | Self::IdentityChanged(m)
+            | Self::Passphrase(m)
             | Self::Interrupted(m) => Some(m),
         }
     }
@@ -134,6 +138,8 @@ Exit codes:
      hash did not match, or a member went away mid-transfer
  15  the identity file (--identity) could not be read or made
  16  a member you verified came with another certificate, and --strict-identity refused it
+ 17  a member of a --passphrase room did not prove the passphrase (a wrong one, or someone
+     intercepting); nothing was sent to it
 130  interrupted by Ctrl-C or SIGTERM (connections are closed cleanly first)
 
 In a room of several: a message goes to every member present when it is sent (those

@@ -159,6 +159,7 @@ pub async fn run(config: Config, ui: &mut impl Frontend) -> Outcome {
         relay_only: config.relay_only,
         bind: config.bind.clone(),
         identity,
+        passphrase: config.passphrase.clone(),
     });
     let page_label = config.channel_label.clone();
     let (peer_tx, mut peer_rx) = mpsc::channel::<(PeerId, PeerEvent)>(1024);

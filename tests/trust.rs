@@ -177,3 +177,94 @@ fn minting_a_token_needs_a_key_of_16_bytes_or_more() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("at least 16") && stderr.contains("/dev/urandom"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn members_with_the_same_passphrase_chat_and_a_wrong_one_is_refused_before_anything_is_said() {
+    let relay = Relay::start().await;
+    let debug = [("PEERTALK_LOG", "debug")];
+    let mut bob = Client::start_with_env(
+        Some(&relay.url),
+        "pp",
+        "bob",
+        &["--passphrase", "correct horse", "--expect", "1"],
+        &debug,
+    );
+    bob.expect_type("joined").await;
+    let alice = Client::start_with_env(
+        Some(&relay.url),
+        "pp",
+        "alice",
+        &["--passphrase", "correct horse", "--send", "hi bob"],
+        &debug,
+    );
+    let (alice, bob) = tokio::join!(alice.finish(), bob.finish());
+    assert_eq!(alice.code, Some(0), "{}", alice.stderr);
+    assert_eq!(bob.code, Some(0), "{}", bob.stderr);
+    assert_eq!(bob.texts(), ["hi bob"]);
+    for client in [&alice, &bob] {
+        assert!(!client.stderr.contains("correct horse"), "the passphrase stays out of the logs");
+    }
+
+    let mut dan = Client::start(Some(&relay.url), "pp2", "dan", &["--passphrase", "right", "--expect", "1"]);
+    dan.expect_type("joined").await;
+    let carol =
+        Client::start(Some(&relay.url), "pp2", "carol", &["--passphrase", "wrong", "--send", "secret"]);
+    let (carol, dan) = tokio::join!(carol.finish(), dan.finish());
+    for (who, client) in [("carol", &carol), ("dan", &dan)] {
+        assert_eq!(client.code, Some(17), "{who}: {}", client.stderr);
+        assert!(
+            client.stderr.contains("the passphrase does not match, or someone is intercepting"),
+            "{who}: {}",
+            client.stderr
+        );
+        assert!(!client.lines.iter().any(|l| l["type"] == "connected"), "{who} never opened the chat");
+    }
+    assert!(dan.texts().is_empty(), "nothing carol typed reached dan");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_relay_that_puts_mallory_in_the_middle_is_caught_by_safety_words_known_peers_and_the_passphrase() {
+    let (a, b, m) = (TempDir::new("alice"), TempDir::new("bob"), TempDir::new("mallory"));
+    let bob_id = id(&b.path().join("identity.pem")).1;
+    std::fs::write(
+        a.path().join("known_peers"),
+        format!("bob {}", bob_id.trim().trim_start_matches("sha-256 ")),
+    )
+    .expect("alice verified bob once");
+    let start = |url: &str, name: &str, dir: &TempDir, extra: &[&str]| {
+        let identity = dir.path().join("identity.pem").display().to_string();
+        let mut args = vec!["--identity", identity.as_str()];
+        args.extend_from_slice(extra);
+        Client::start(Some(url), "lies", name, &args)
+    };
+
+    // Without a passphrase: everyone connects, but the words differ and alice is warned.
+    let relay = common::mitm::LyingRelay::start().await;
+    let mut bob = start(&relay.url, "bob", &b, &[]);
+    bob.expect_type("joined").await;
+    let mut mallory = start(&relay.url, "mallory", &m, &[]);
+    mallory.expect_type("joined").await;
+    let mut alice = start(&relay.url, "alice", &a, &[]);
+    alice.expect_type("identity-changed").await;
+    let alice_sees = alice.connected().await;
+    let bob_sees = bob.connected().await;
+    assert_eq!((alice_sees["name"].as_str(), bob_sees["name"].as_str()), (Some("bob"), Some("alice")));
+    assert_ne!(alice_sees["safety"], bob_sees["safety"], "the words tell the two ends apart");
+    drop((alice, bob, mallory, relay));
+
+    // With a passphrase mallory does not know, alice refuses before saying anything.
+    let relay = common::mitm::LyingRelay::start().await;
+    let mut bob = start(&relay.url, "bob", &b, &["--passphrase", "our secret"]);
+    bob.expect_type("joined").await;
+    let mut mallory = start(&relay.url, "mallory", &m, &["--passphrase", "a guess"]);
+    mallory.expect_type("joined").await;
+    let alice =
+        start(&relay.url, "alice", &a, &["--passphrase", "our secret", "--send", "the launch code is 0000"]);
+    let alice = alice.finish().await;
+    assert_eq!(alice.code, Some(17), "{}", alice.stderr);
+    assert!(alice.stderr.contains("someone is intercepting"), "{}", alice.stderr);
+    mallory.close_input();
+    let mallory = mallory.finish().await;
+    assert!(mallory.texts().is_empty(), "nothing alice typed reached mallory: {:?}", mallory.texts());
+    drop(bob);
+}

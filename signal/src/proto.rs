@@ -99,6 +99,19 @@ pub enum ServerMessage {
 pub enum Signal {
     Description(SessionDescription),
     Candidate(IceCandidate),
+    /// Passphrase rooms: the key exchange that proves both sides know the passphrase
+    /// and binds each side's certificate to it (PROTOCOL.md, "Passphrase rooms").
+    Pake(PakeMessage),
+}
+
+/// A passphrase room's messages, hex-encoded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum PakeMessage {
+    /// The sender's SPAKE2 message (symmetric mode, Ed25519).
+    Spake2(String),
+    /// HMAC-SHA256, under the agreed key, of the sender's certificate fingerprint.
+    Confirm(String),
 }
 
 /// `RTCSessionDescriptionInit`: `{"type":"offer","sdp":"v=0..."}`.
@@ -340,6 +353,15 @@ enum SignalTag {
 enum SignalShape {
     Description(DescriptionShape),
     Candidate(CandidateShape),
+    Pake(PakeShape),
+}
+
+#[derive(Deserialize)]
+#[allow(dead_code)] // checked, never read
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+enum PakeShape {
+    Spake2(AnyStr),
+    Confirm(AnyStr),
 }
 
 #[derive(Deserialize)]

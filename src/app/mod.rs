@@ -815,6 +815,20 @@ impl App {
             // The session hands transfer channels to the transfers, not to the app.
             PeerEvent::File(_) => {}
             PeerEvent::Fingerprint(fingerprint) => self.on_fingerprint(&id, fingerprint, fx),
+            // A script ends at once: its room's members must know the passphrase.
+            PeerEvent::PassphraseMismatch => {
+                let name = peer.name.clone();
+                peer.failure = Some(crate::peer::PASSPHRASE_MISMATCH.to_owned());
+                if self.settings.strict {
+                    self.exit(
+                        Outcome::Passphrase(format!(
+                            "{name} did not prove the room's passphrase: {}; nothing was sent to it",
+                            crate::peer::PASSPHRASE_MISMATCH
+                        )),
+                        fx,
+                    );
+                }
+            }
         }
     }
 

@@ -31,12 +31,14 @@ use crate::cli::IceServer;
 mod file;
 mod identity;
 mod media;
+mod pake;
 mod socket;
 pub mod turn;
 
 pub use file::{FileChannel, FileMessage, file_id, file_label};
 pub use identity::{Identity, IdentityError, default_path as default_identity_path};
 pub use media::Media;
+pub use pake::{MISMATCH as PASSPHRASE_MISMATCH, Passphrase};
 
 /// The chat channel's label between peertalk clients. A channel with any other label
 /// comes from (or is opened for) a peer that is not peertalk, such as a classic page: it
@@ -162,6 +164,9 @@ pub enum PeerEvent {
     /// announces: DTLS accepts only that certificate. Reported when it is first seen or
     /// changes.
     Fingerprint(String),
+    /// In a passphrase room, the peer did not prove it knows the passphrase, or vouched for
+    /// a certificate other than the one in its description. `Failed` and `Closed` follow.
+    PassphraseMismatch,
     /// The connection is over and nothing more will come from it. Sent exactly once, as
     /// the last event, after every message the channel delivered.
     Closed,
@@ -229,6 +234,8 @@ pub struct NetOptions {
     pub bind: Vec<SocketAddr>,
     /// Our lasting DTLS certificate; without one, each connection makes its own.
     pub identity: Option<Identity>,
+    /// The room's passphrase: no channel is used until the peer proved it knows it.
+    pub passphrase: Option<Passphrase>,
 }
 
 /// The handle the session keeps for one peer.
@@ -353,6 +360,8 @@ struct Recovery {
     audio: bool,
     /// Connections replaced because their DTLS handshake stalled (see [`DTLS_STALL`]).
     dtls_stalls: u32,
+    /// The passphrase exchange with this peer, in a passphrase room.
+    pake: Option<pake::Pake>,
 }
 
 async fn run(
@@ -364,6 +373,11 @@ async fn run(
     out: &Outbox,
 ) -> Result<(), String> {
     let mut recovery = Recovery::default();
+    if let Some(secret) = &net.passphrase {
+        let (pake, message) = pake::Pake::start(secret);
+        recovery.pake = Some(pake);
+        out.emit(PeerEvent::Signal(Signal::Pake(message))).await;
+    }
     let mut first_signal = None;
     loop {
         let (callbacks_tx, mut callbacks) = mpsc::unbounded_channel();
@@ -388,6 +402,7 @@ async fn run(
             dtls_done: false,
             drains: Drains::default(),
             remote_fingerprint: None,
+            trusted: tokio::sync::watch::channel(net.passphrase.is_none()).0,
         };
         // Whatever happens, the connection is closed: a dropped one keeps its driver running.
         let result = session
@@ -487,6 +502,10 @@ struct Session {
     drains: Drains,
     /// The certificate fingerprint in the peer's last description, once reported.
     remote_fingerprint: Option<String>,
+    /// The peer may be talked to: always, or in a passphrase room once it proved the
+    /// passphrase for this connection's certificate. The chat channel's reader holds
+    /// back its opening (and so everything after) until then.
+    trusted: tokio::sync::watch::Sender<bool>,
 }
 
 /// Follows plain messages through the SCTP send buffer. Bytes leave it in the order they
@@ -560,16 +579,24 @@ impl Session {
             self.adopt(channel, label, out);
             self.offer(None, out).await?;
         }
+        self.progress_pake(recovery, out).await?;
         loop {
             let give_up_at =
                 recovery.broken_since.map(|t| tokio::time::Instant::from_std(t + RECOVERY_LIMIT));
             tokio::select! {
                 command = inbox.recv() => match command {
+                    Some(PeerCommand::Signal(Signal::Pake(message))) => {
+                        if let Some(pake) = &mut recovery.pake {
+                            pake.receive(message)?;
+                        }
+                        self.progress_pake(recovery, out).await?;
+                    }
                     Some(PeerCommand::Signal(signal)) => {
                         if !offer && self.is_new_session(&signal) {
                             return Ok(Ended::Replace(Some(signal)));
                         }
                         self.apply(signal, out).await?;
+                        self.progress_pake(recovery, out).await?;
                     }
                     Some(PeerCommand::Send(payload)) => self.send(&payload).await,
                     Some(PeerCommand::SendPlain { id, text }) => {
@@ -705,6 +732,31 @@ impl Session {
         }
     }
 
+    /// In a passphrase room: sends our confirmation once the key is agreed and our
+    /// certificate is in a description, and trusts the peer once it vouched for the
+    /// certificate in its own. A mismatch ends the connection.
+    async fn progress_pake(&mut self, recovery: &mut Recovery, out: &Outbox) -> Result<(), String> {
+        let Some(pake) = &mut recovery.pake else { return Ok(()) };
+        let local = self.pc.local_description().await.and_then(|d| fingerprint(&d.sdp));
+        if let Some(confirm) = local.and_then(|local| pake.confirm(&local)) {
+            out.emit(PeerEvent::Signal(Signal::Pake(confirm))).await;
+        }
+        match pake.check(self.remote_fingerprint.as_deref()) {
+            pake::Check::Waiting => Ok(()),
+            pake::Check::Trusted => {
+                if !*self.trusted.borrow() {
+                    debug!("the peer proved the room's passphrase");
+                    self.trusted.send_replace(true);
+                }
+                Ok(())
+            }
+            pake::Check::Mismatch => {
+                out.emit(PeerEvent::PassphraseMismatch).await;
+                Err(pake::MISMATCH.to_owned())
+            }
+        }
+    }
+
     /// Whether `signal` is an offer from a new connection on the peer's side.
     fn is_new_session(&self, signal: &Signal) -> bool {
         let Signal::Description(desc) = signal else { return false };
@@ -750,7 +802,8 @@ impl Session {
     /// Takes the chat channel and starts reading it; `label` says what it carries.
     fn adopt(&mut self, channel: Arc<dyn DataChannel>, label: &str, out: &Outbox) {
         self.channel = Some(channel.clone());
-        self.reader = Some(tokio::spawn(read_channel(channel, label != CHAT_LABEL, out.clone())));
+        let trusted = self.trusted.subscribe();
+        self.reader = Some(tokio::spawn(read_channel(channel, label != CHAT_LABEL, trusted, out.clone())));
     }
 
     /// Takes the first channel the offerer opened as the chat channel, whatever its label
@@ -822,6 +875,8 @@ impl Session {
                     self.negotiate(out).await?;
                 }
             }
+            // Taken by the drive loop, with the exchange that outlives connections.
+            Signal::Pake(_) => {}
             Signal::Candidate(candidate) => {
                 let init = candidate_from_wire(candidate);
                 if self.have_remote {
@@ -910,7 +965,12 @@ async fn next_frame(outgoing: &mut Option<media::Outgoing>) -> Option<crate::aud
     }
 }
 
-async fn read_channel(channel: Arc<dyn DataChannel>, plain: bool, out: Outbox) {
+async fn read_channel(
+    channel: Arc<dyn DataChannel>,
+    plain: bool,
+    mut trusted: tokio::sync::watch::Receiver<bool>,
+    out: Outbox,
+) {
     let mut nudge = tokio::time::interval(DRIVER_NUDGE);
     let nudge_until = Instant::now() + DRIVER_NUDGE_LIMIT;
     let mut open = false;
@@ -927,6 +987,11 @@ async fn read_channel(channel: Arc<dyn DataChannel>, plain: bool, out: Outbox) {
             DataChannelEvent::OnOpen => {
                 open = true;
                 debug!("chat channel open");
+                // In a passphrase room nothing is said or taken before the peer proved the
+                // passphrase; what it sends meanwhile waits in the channel.
+                if trusted.wait_for(|t| *t).await.is_err() {
+                    break;
+                }
                 out.emit(PeerEvent::Open { plain }).await;
             }
             DataChannelEvent::OnMessage(msg) if plain => {

@@ -7,6 +7,7 @@
 pub mod audio;
 pub mod browser;
 pub mod files;
+pub mod mitm;
 pub mod netns;
 pub mod turn;
 
