@@ -37,6 +37,7 @@ async fn one_way_latency() {
         relay_only: false,
         bind: vec!["127.0.0.1:0".parse().expect("addr")],
         identity: None,
+        passphrase: None,
     });
     let (frames, _) = broadcast::channel(64);
     let (unused_tx, _unused) = mpsc::channel(64);

@@ -30,6 +30,7 @@ fn side(remote: &str, offer: bool, events: mpsc::Sender<(PeerId, PeerEvent)>) ->
         relay_only: false,
         bind: vec!["127.0.0.1:0".parse().expect("loopback address")],
         identity: None,
+        passphrase: None,
     });
     let (frames, _) = broadcast::channel(64);
     let (incoming_tx, incoming) = mpsc::channel(1024);
