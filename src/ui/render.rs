@@ -536,6 +536,24 @@ mod tests {
     }
 
     #[test]
+    fn a_verified_member_has_a_check_mark_in_the_status_bar_and_the_panel() {
+        let mut v = conversation();
+        v.panel = true;
+        let safety = Notice::Safety {
+            peer: pid("p1"),
+            name: "bob".into(),
+            words: "dog rocket key moon pizza anchor bell".into(),
+            fingerprint: "AB:CD".into(),
+            verified: true,
+        };
+        v.apply(&safety, T0);
+        let screen = format!("{:?}", screen(&v, &Editor::default(), 100, 12));
+        assert!(screen.contains("bob ✔ (host)"), "status bar: {screen}");
+        assert!(screen.contains("bob ✔ connected"), "panel: {screen}");
+        assert!(screen.contains("bob is verified ✔"), "the line: {screen}");
+    }
+
+    #[test]
     fn empty_room() {
         let mut v = View::new("demo", "alice");
         v.apply(
