@@ -6,6 +6,7 @@
 //! The relay never touches WebRTC: it forwards descriptions and candidates as opaque data.
 
 pub mod classic;
+pub mod hex;
 pub mod proto;
 
 #[cfg(feature = "server")]

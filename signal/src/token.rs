@@ -10,6 +10,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use ring::hmac;
 
+use crate::hex::{decode as unhex, encode as hex};
+
 /// The shortest key accepted, in bytes.
 const MIN_KEY_BYTES: usize = 16;
 const PREFIX: &str = "pt1";
@@ -113,17 +115,6 @@ pub fn parse_ttl(text: &str) -> Result<u64, String> {
         .filter(|n| *n > 0)
         .and_then(|n| n.checked_mul(scale))
         .ok_or_else(|| format!("{text:?} is not a duration; give one such as 90s, 30m, 1h or 7d"))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
 }
 
 #[cfg(test)]

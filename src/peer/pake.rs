@@ -6,6 +6,7 @@
 
 use std::fmt;
 
+use peertalk_signal::hex::{decode as unhex, encode as hex};
 use peertalk_signal::proto::PakeMessage;
 use spake2::{Ed25519Group, Identity, Password, Spake2};
 
@@ -108,17 +109,6 @@ impl Pake {
 /// What a confirmation signs: the certificate fingerprint it vouches for.
 fn signed(fingerprint: &str) -> String {
     format!("peertalk passphrase confirm v1\0{fingerprint}")
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
 }
 
 #[cfg(test)]

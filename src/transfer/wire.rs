@@ -50,14 +50,7 @@ pub fn is_sha256_hex(hash: &str) -> bool {
 }
 
 /// Lowercase hex of a digest.
-#[must_use]
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
+pub use peertalk_signal::hex::encode as hex;
 
 #[cfg(test)]
 mod tests {
