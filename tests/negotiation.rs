@@ -116,7 +116,7 @@ async fn offers_that_cross_are_settled_and_both_tracks_flow_beside_the_chat() {
                         }
                         PeerEvent::File(_) => return Err(format!("side {from} saw a file channel nobody opened")),
                         PeerEvent::Fingerprint(_) => {}
-                        PeerEvent::PassphraseMismatch => return Err(format!("side {from} saw a passphrase nobody set")),
+                        PeerEvent::PassphraseMismatch(_) => return Err(format!("side {from} saw a passphrase nobody set")),
                         PeerEvent::State(_) | PeerEvent::Path(_) => {}
                     }
                 }

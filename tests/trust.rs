@@ -268,3 +268,17 @@ async fn a_relay_that_puts_mallory_in_the_middle_is_caught_by_safety_words_known
     assert!(mallory.texts().is_empty(), "nothing alice typed reached mallory: {:?}", mallory.texts());
     drop(bob);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_peer_without_the_passphrase_is_given_up_on_with_a_sentence_that_says_so() {
+    let relay = Relay::start().await;
+    let mut bob = Client::start(Some(&relay.url), "pq", "bob", &["--timeout", "30"]);
+    bob.expect_type("joined").await;
+    let alice =
+        Client::start(Some(&relay.url), "pq", "alice", &["--passphrase", "our secret", "--send", "hi"]);
+    let alice = alice.finish_within(std::time::Duration::from_secs(30)).await;
+    assert_eq!(alice.code, Some(17), "{}", alice.stderr);
+    assert!(alice.stderr.contains("was it started without --passphrase"), "{}", alice.stderr);
+    bob.close_input();
+    assert!(bob.finish().await.texts().is_empty(), "nothing reached the peer that proved nothing");
+}

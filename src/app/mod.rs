@@ -816,14 +816,13 @@ impl App {
             PeerEvent::File(_) => {}
             PeerEvent::Fingerprint(fingerprint) => self.on_fingerprint(&id, fingerprint, fx),
             // A script ends at once: its room's members must know the passphrase.
-            PeerEvent::PassphraseMismatch => {
+            PeerEvent::PassphraseMismatch(why) => {
                 let name = peer.name.clone();
-                peer.failure = Some(crate::peer::PASSPHRASE_MISMATCH.to_owned());
+                peer.failure = Some(why.clone());
                 if self.settings.strict {
                     self.exit(
                         Outcome::Passphrase(format!(
-                            "{name} did not prove the room's passphrase: {}; nothing was sent to it",
-                            crate::peer::PASSPHRASE_MISMATCH
+                            "{name} did not prove the room's passphrase: {why}; nothing was sent to it"
                         )),
                         fx,
                     );

@@ -38,7 +38,7 @@ pub mod turn;
 pub use file::{FileChannel, FileMessage, file_id, file_label};
 pub use identity::{Identity, IdentityError, default_path as default_identity_path};
 pub use media::Media;
-pub use pake::{MISMATCH as PASSPHRASE_MISMATCH, Passphrase};
+pub use pake::Passphrase;
 
 /// The chat channel's label between peertalk clients. A channel with any other label
 /// comes from (or is opened for) a peer that is not peertalk, such as a classic page: it
@@ -86,6 +86,10 @@ const ICE_RESTARTS: u32 = 2;
 const DTLS_STALL: Duration = Duration::from_secs(5);
 /// New connections made for stalled handshakes before the stall is left to fail.
 const DTLS_STALL_RETRIES: u32 = 3;
+
+/// How long a connected peer in a passphrase room may take to prove the passphrase: a
+/// peer started without one never does.
+const PAKE_DEADLINE: Duration = Duration::from_secs(10);
 
 /// ICE timing: a path counts as disconnected after 3 s without an answer (default 5 s),
 /// so a broken path is noticed and restored sooner, and as failed 10 s later (default 25 s).
@@ -165,8 +169,9 @@ pub enum PeerEvent {
     /// changes.
     Fingerprint(String),
     /// In a passphrase room, the peer did not prove it knows the passphrase, or vouched for
-    /// a certificate other than the one in its description. `Failed` and `Closed` follow.
-    PassphraseMismatch,
+    /// a certificate other than the one in its description, and why. `Failed` and `Closed`
+    /// follow.
+    PassphraseMismatch(String),
     /// The connection is over and nothing more will come from it. Sent exactly once, as
     /// the last event, after every message the channel delivered.
     Closed,
@@ -561,6 +566,7 @@ impl Session {
         let mut ice_restarts = 0;
         let mut restart_at: Option<tokio::time::Instant> = None;
         let mut dtls_stall_at: Option<tokio::time::Instant> = None;
+        let mut pake_deadline: Option<tokio::time::Instant> = None;
         let mut drain_check = tokio::time::interval(DRAIN_POLL);
         if recovery.audio {
             // In the first offer when we make it; otherwise offered once that exchange is done.
@@ -662,6 +668,14 @@ impl Session {
                         }
                     }
                 }
+                () = sleep_until(pake_deadline), if !*self.trusted.borrow() => {
+                    let why = format!(
+                        "it did not prove the room's passphrase within {} s of connecting (was it started without --passphrase, or with another?)",
+                        PAKE_DEADLINE.as_secs()
+                    );
+                    out.emit(PeerEvent::PassphraseMismatch(why.clone())).await;
+                    return Err(why);
+                }
                 () = sleep_until(self.nudge_at) => {
                     self.nudge_at = None;
                     if let Some(channel) = &self.channel {
@@ -690,6 +704,9 @@ impl Session {
                         out.emit(PeerEvent::State(state)).await;
                         match state {
                             LinkState::Connected => {
+                                if recovery.pake.is_some() && !*self.trusted.borrow() {
+                                    pake_deadline.get_or_insert_with(|| tokio::time::Instant::now() + PAKE_DEADLINE);
+                                }
                                 recovery.connected_once = true;
                                 recovery.broken_since = None;
                                 recovery.dtls_stalls = 0;
@@ -751,7 +768,7 @@ impl Session {
                 Ok(())
             }
             pake::Check::Mismatch => {
-                out.emit(PeerEvent::PassphraseMismatch).await;
+                out.emit(PeerEvent::PassphraseMismatch(pake::MISMATCH.to_owned())).await;
                 Err(pake::MISMATCH.to_owned())
             }
         }
