@@ -144,7 +144,8 @@ impl Receiving {
         let Some(info) = self.info.clone() else { return Step::Lost };
         if self.writer.is_none() {
             let path = self.dir.join(partial(&self.name, &self.report.key.peer.0, self.report.key.id));
-            match Writer::create(path) {
+            // The interface's default folder (~/Downloads) may not exist yet.
+            match std::fs::create_dir_all(&self.dir).and_then(|()| Writer::create(path)) {
                 Ok(writer) => self.writer = Some(writer),
                 Err(e) => {
                     let reason =
