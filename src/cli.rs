@@ -34,10 +34,12 @@ pub struct Cli {
     #[arg(long, short, env = "PEERTALK_NAME")]
     pub name: Option<String>,
 
-    /// Relay URL (ws://HOST:PORT or wss://HOST:PORT). Without it, ws://127.0.0.1:8787 is
-    /// used, and started in-process if nothing listens there.
-    #[arg(long, short, env = "PEERTALK_SIGNAL")]
-    pub signal: Option<String>,
+    /// Relay URL (ws://HOST:PORT or wss://HOST:PORT). Repeatable: the relays of one
+    /// service, tried in order when joining and when the one in use goes away (the same
+    /// peer id comes back on any of them). Without it, ws://127.0.0.1:8787 is used, and
+    /// started in-process if nothing listens there.
+    #[arg(long, short, value_name = "URL", env = "PEERTALK_SIGNAL", value_delimiter = ',')]
+    pub signal: Vec<String>,
 
     /// How to talk to the relay: "peertalk" (rooms, ids, presence), or "classic" for a
     /// relay that forwards {"event":...,"data":...} frames to everyone, like the Spring
@@ -258,6 +260,8 @@ pub struct Config {
     pub room: String,
     pub name: String,
     pub signal: SignalTarget,
+    /// More relays of the same service, after `signal`.
+    pub fallback_signals: Vec<String>,
     pub signal_protocol: SignalProtocol,
     /// The label of the plain channel we open to a page.
     pub channel_label: std::sync::Arc<str>,
@@ -314,10 +318,16 @@ impl Cli {
         let name = self.name.unwrap_or_else(default_name);
         proto::validate_name(&name).map_err(|r| format!("--name: {r}"))?;
 
-        let signal = match self.signal {
-            Some(url) => SignalTarget::Given(check_signal_url(&url)?),
-            None => SignalTarget::Default,
-        };
+        let mut relays =
+            self.signal.iter().map(|url| check_signal_url(url)).collect::<Result<Vec<_>, _>>()?.into_iter();
+        let signal = relays.next().map_or(SignalTarget::Default, SignalTarget::Given);
+        let fallback_signals: Vec<String> = relays.collect();
+        if !fallback_signals.is_empty() && self.signal_protocol == SignalProtocol::Classic {
+            return Err(
+                "--signal-protocol classic takes one --signal: a classic relay has no ids to come back with"
+                    .to_owned(),
+            );
+        }
         let ice_servers: Vec<IceServer> = self
             .ice_servers
             .iter()
@@ -374,6 +384,7 @@ impl Cli {
             room,
             name,
             signal,
+            fallback_signals,
             signal_protocol: self.signal_protocol,
             channel_label: self.channel_label.into(),
             to: self.to,

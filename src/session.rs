@@ -393,7 +393,9 @@ async fn connect(
 ) -> Result<((Joined, String), Option<HostedRelay>), Outcome> {
     let url = config.signal.url();
     // Reading the system's certificate store is wasted work for a plain ws:// relay.
-    let tls = url.starts_with("wss://").then(|| signaling::client_tls(&config.extra_roots));
+    let secure = std::iter::once(url).chain(config.fallback_signals.iter().map(String::as_str));
+    let tls =
+        secure.clone().any(|u| u.starts_with("wss://")).then(|| signaling::client_tls(&config.extra_roots));
     let secret = config.room_secret.as_deref();
     let join_as = |name: String| {
         let tls = tls.clone();
@@ -403,7 +405,17 @@ async fn connect(
                     let room = config.room.clone();
                     let secret = secret.map(str::to_owned);
                     let token = config.token.clone();
-                    signaling::join(Membership { url: url.to_owned(), room, name, secret, token, tls }).await
+                    let fallbacks = config.fallback_signals.clone();
+                    signaling::join(Membership {
+                        url: url.to_owned(),
+                        fallbacks,
+                        room,
+                        name,
+                        secret,
+                        token,
+                        tls,
+                    })
+                    .await
                 }
                 SignalProtocol::Classic => {
                     classic::join(url, &config.room, &name, secret, tls.as_ref()).await

@@ -82,6 +82,9 @@ pub struct Joined {
 #[derive(Clone)]
 pub struct Membership {
     pub url: String,
+    /// Other relays of the same service, tried in order when `url` cannot be reached; a
+    /// relay's resume token gives the same peer id on any of them.
+    pub fallbacks: Vec<String>,
     pub room: String,
     pub name: String,
     pub secret: Option<String>,
@@ -108,9 +111,28 @@ pub async fn join(membership: Membership) -> Result<Joined, JoinError> {
     Ok(Joined { me, peers, outgoing, events })
 }
 
-/// One connection and join, bounded by [`JOIN_TIMEOUT`]; `resume` asks for an earlier id.
+/// One join, at the first relay that can be reached (`url`, then the fallbacks in order);
+/// `resume` asks for an earlier id. A relay that answers and refuses ends the attempt: the
+/// others of the same service would refuse as well.
 async fn join_once(m: &Membership, resume: Option<&str>) -> Result<(Socket, Welcome), JoinError> {
-    let url = m.url.as_str();
+    let mut unreachable = Vec::new();
+    for url in std::iter::once(&m.url).chain(&m.fallbacks) {
+        match join_at(m, url, resume).await {
+            Err(JoinError::Unreachable { url, reason }) => unreachable.push((url, reason)),
+            joined => return joined,
+        }
+    }
+    Err(match &unreachable[..] {
+        [(url, reason)] => JoinError::Unreachable { url: url.clone(), reason: reason.clone() },
+        all => JoinError::Unreachable {
+            url: all.iter().map(|(url, _)| url.as_str()).collect::<Vec<_>>().join(", "),
+            reason: all.iter().map(|(url, why)| format!("{url}: {why}")).collect::<Vec<_>>().join("; "),
+        },
+    })
+}
+
+/// One connection and join at `url`, bounded by [`JOIN_TIMEOUT`].
+async fn join_at(m: &Membership, url: &str, resume: Option<&str>) -> Result<(Socket, Welcome), JoinError> {
     let attempt = async {
         let mut ws = open(url, m.tls.as_ref()).await?;
         let join = ClientMessage::Join {

@@ -62,6 +62,50 @@ async fn clients_rejoin_a_restarted_relay_with_their_ids_and_keep_chatting() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn clients_move_to_the_next_relay_given_with_their_ids_and_keep_their_connections() {
+    let (first, second) = (Relay::start().await, Relay::start().await);
+    let mut relay = first;
+    let also = ["--signal", second.url.as_str()];
+    let (mut alice, mut bob) = connected_pair(&relay.url, "move", ("alice", &also), ("bob", &also)).await;
+    let alice_id = alice.expect_type("joined").await["me"].clone();
+    let bob_id = bob.expect_type("joined").await["me"].clone();
+
+    relay.kill().await;
+    for (client, id) in [(&mut alice, &alice_id), (&mut bob, &bob_id)] {
+        client.expect_type("relay-lost").await;
+        let back = client.expect_type("relay-back").await;
+        assert_eq!(
+            (back["resumed"].as_bool(), &back["me"]),
+            (Some(true), id),
+            "the same id on the other relay: {back}"
+        );
+    }
+    // The room is on the second relay now: a newcomer there finds both.
+    let (carol, welcome) = RawWs::join(&second.url, "move", "carol").await;
+    let mut names: Vec<&str> = welcome["peers"]
+        .as_array()
+        .expect("peers")
+        .iter()
+        .map(|p| p["name"].as_str().expect("name"))
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["alice", "bob"]);
+    drop(carol);
+    for client in [&mut alice, &mut bob] {
+        client.expect(|l| l["type"] == "peer-left" && l["name"] == "carol", "carol leaving").await;
+    }
+
+    bob.say("over the same connection").await;
+    assert_eq!(alice.expect_type("message").await["text"], "over the same connection");
+    alice.close_input();
+    bob.close_input();
+    let (alice, bob) = tokio::join!(alice.finish(), bob.finish());
+    assert_eq!((alice.code, bob.code), (Some(0), Some(0)), "{} {}", alice.stderr, bob.stderr);
+    let connected = alice.lines.iter().filter(|l| l["type"] == "connected").count();
+    assert_eq!(connected, 1, "the peer connection was never replaced");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_connection_replaced_by_its_resume_token_is_closed_with_4009() {
     let relay = Relay::start().await;
     let (mut first, welcome) = RawWs::join(&relay.url, "twice", "dora").await;
