@@ -566,3 +566,29 @@ async fn hostile_names_from_a_lying_page_are_written_safely_and_its_lies_are_ref
         .collect();
     assert_eq!(&offered[..4], hostile, "JSON carries the name as sent, escaped");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_web_client_keeps_its_identity_and_sees_the_same_safety_words_as_the_terminal() {
+    let Some((ns, relay, mut browser)) =
+        stage("the_web_client_keeps_its_identity_and_sees_the_same_safety_words_as_the_terminal", &[]).await
+    else {
+        return;
+    };
+    let mut bob = Client::start_in(&ns.name, &relay.url, "sw", "bob", &[]);
+    bob.expect_type("joined").await;
+    let page = browser.open(&web_page(&relay, "sw", "ann")).await;
+    member(&mut browser, &page, "bob", "connected").await;
+    let with_ann = bob.expect(|l| l["type"] == "connected" && l["name"] == "ann", "ann").await;
+    let words = with_ann["safety"].as_str().expect("the terminal has words with the page").to_owned();
+    let on_page = "document.querySelector('[data-testid=member][data-name=bob]').dataset.safety";
+    assert_eq!(browser.wait_for(&page, on_page, "the page's safety words").await, words.as_str());
+
+    // The page keeps its certificate: after a reload the words are the same.
+    let fingerprint = browser.eval(&page, "state.fingerprint").await;
+    assert!(fingerprint.as_str().is_some_and(|f| f.len() == 95), "{fingerprint}");
+    browser.eval(&page, "location.reload()").await;
+    browser.wait_for(&page, "typeof state !== 'undefined' && state.joined", "the page back").await;
+    member(&mut browser, &page, "bob", "connected").await;
+    assert_eq!(browser.eval(&page, "state.fingerprint").await, fingerprint);
+    assert_eq!(browser.wait_for(&page, on_page, "the words again").await, words.as_str());
+}

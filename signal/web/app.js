@@ -35,6 +35,8 @@ const state = {
   nextId: 1,
   outbox: new Map(), // our message id -> { payload, line, awaiting: Set, acked: Set, sent }
   mic: null, // the call's MediaStream while calling
+  certificate: null, // this browser's lasting DTLS certificate, when IndexedDB keeps one
+  fingerprint: null,
   nextFile: 1,
   sending: new Map(), // our file id -> { id, file, sha256, transfers: Map(peer id -> transfer) }
   receiving: new Map(), // `${peer id}/${id}` -> transfer
@@ -105,6 +107,10 @@ function renderMember(peer) {
   peer.item.dataset.name = peer.name;
   peer.item.dataset.state = peer.state;
   peer.item.dataset.audio = peer.audio ? 'on' : 'off';
+  if (peer.safety) {
+    peer.item.dataset.safety = peer.safety;
+    peer.item.title = `safety words: ${withEmoji(peer.safety)}`;
+  }
   peer.item.querySelector('.name').textContent = peer.name;
   peer.item.querySelector('.state').textContent = peer.state + (peer.audio ? ' ♪' : '');
 }
@@ -287,7 +293,7 @@ function meet(info, offer) {
 }
 
 function openConnection(peer) {
-  const pc = new RTCPeerConnection({ iceServers: [] });
+  const pc = new RTCPeerConnection(state.certificate ? { iceServers: [], certificates: [state.certificate] } : { iceServers: [] });
   peer.pc = pc;
   peer.channel = null;
   peer.pending = [];
@@ -382,6 +388,7 @@ async function applySignal(peer, signal) {
     if (peer.ignoreOffer) return;
     await pc.setRemoteDescription(description);
     peer.remoteSession = session;
+    await learnFingerprint(peer, description.sdp);
     for (const candidate of peer.pending.splice(0)) await pc.addIceCandidate(candidate).catch(() => {});
     if (description.type === 'offer') {
       await pc.setLocalDescription();
@@ -410,7 +417,7 @@ function adoptChannel(peer, channel) {
     peer.opened = true;
     peer.state = 'connected';
     renderMember(peer);
-    say(`connected to ${peer.name}`);
+    say(peer.safety ? `connected to ${peer.name}; safety words: ${withEmoji(peer.safety)}` : `connected to ${peer.name}`);
     sendHeld(peer, reopened);
     filesOnOpen(peer, reopened);
   };
@@ -487,6 +494,129 @@ function sendHeld(peer, reopened) {
       renderMark(out);
     }
   }
+}
+
+// ---- Identity and safety words -------------------------------------------------------------
+// As the terminal client does (PROTOCOL.md, "Safety words"): one lasting certificate, and
+// seven words from both fingerprints and the room that both ends see alike unless someone
+// is in the middle. The table is src/app/trust.rs's SYMBOLS.
+const SYMBOLS = [
+  ['🐶', 'dog'],
+  ['🐱', 'cat'],
+  ['🦁', 'lion'],
+  ['🐎', 'horse'],
+  ['🦄', 'unicorn'],
+  ['🐷', 'pig'],
+  ['🐘', 'elephant'],
+  ['🐰', 'rabbit'],
+  ['🐼', 'panda'],
+  ['🐓', 'rooster'],
+  ['🐧', 'penguin'],
+  ['🐢', 'turtle'],
+  ['🐟', 'fish'],
+  ['🐙', 'octopus'],
+  ['🦋', 'butterfly'],
+  ['🌷', 'flower'],
+  ['🌳', 'tree'],
+  ['🌵', 'cactus'],
+  ['🍄', 'mushroom'],
+  ['🌏', 'globe'],
+  ['🌙', 'moon'],
+  ['🌈', 'rainbow'],
+  ['🔥', 'fire'],
+  ['🍌', 'banana'],
+  ['🍎', 'apple'],
+  ['🍓', 'strawberry'],
+  ['🌽', 'corn'],
+  ['🍕', 'pizza'],
+  ['🎂', 'cake'],
+  ['🧲', 'magnet'],
+  ['😀', 'smiley'],
+  ['🤖', 'robot'],
+  ['🎩', 'hat'],
+  ['👓', 'glasses'],
+  ['🔧', 'spanner'],
+  ['🎅', 'santa'],
+  ['👍', 'thumbs-up'],
+  ['🌂', 'umbrella'],
+  ['⌛', 'hourglass'],
+  ['⏰', 'clock'],
+  ['🎁', 'gift'],
+  ['💡', 'bulb'],
+  ['📕', 'book'],
+  ['🎈', 'balloon'],
+  ['📎', 'paperclip'],
+  ['🧦', 'socks'],
+  ['🔒', 'lock'],
+  ['🔑', 'key'],
+  ['🔨', 'hammer'],
+  ['📞', 'telephone'],
+  ['🏁', 'flag'],
+  ['🚂', 'train'],
+  ['🚲', 'bicycle'],
+  ['🛶', 'canoe'],
+  ['🚀', 'rocket'],
+  ['🏆', 'trophy'],
+  ['⚽', 'ball'],
+  ['🎸', 'guitar'],
+  ['🎺', 'trumpet'],
+  ['🔔', 'bell'],
+  ['⚓', 'anchor'],
+  ['🎧', 'headphones'],
+  ['📁', 'folder'],
+  ['📌', 'pin'],
+];
+
+function idbRequest(request) {
+  return new Promise((resolve, reject) => {
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error);
+  });
+}
+
+// The certificate kept in IndexedDB, or a new one kept there (a year, the longest browsers allow).
+async function loadCertificate() {
+  try {
+    const open = indexedDB.open('peertalk', 1);
+    open.onupgradeneeded = () => open.result.createObjectStore('identity');
+    const db = await idbRequest(open);
+    let cert = await idbRequest(db.transaction('identity').objectStore('identity').get('certificate'));
+    if (!cert || cert.expires < Date.now() + 86400000) {
+      cert = await RTCPeerConnection.generateCertificate({ name: 'ECDSA', namedCurve: 'P-256', expires: 365 * 86400000 });
+      await idbRequest(db.transaction('identity', 'readwrite').objectStore('identity').put(cert, 'certificate'));
+    }
+    return cert;
+  } catch (e) {
+    console.warn('no lasting identity here; each connection gets its own certificate', e);
+    return null;
+  }
+}
+
+function sdpFingerprint(sdp) {
+  const match = /^a=fingerprint:sha-256 (\S+)/im.exec(sdp || '');
+  return match ? match[1].toUpperCase() : null;
+}
+
+async function safetyWords(room, a, b) {
+  const [low, high] = a <= b ? [a, b] : [b, a];
+  const encoder = new TextEncoder();
+  const bytes = ['peertalk safety words v1', room, low, high].flatMap((part) => [...encoder.encode(part), 0]);
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', new Uint8Array(bytes)));
+  const bits = [...digest.slice(0, 6)].map((x) => x.toString(2).padStart(8, '0')).join('');
+  return Array.from({ length: 7 }, (_, i) => SYMBOLS[parseInt(bits.slice(6 * i, 6 * i + 6), 2)][1]).join(' ');
+}
+
+function withEmoji(words) {
+  return words.split(' ').map((w) => `${(SYMBOLS.find(([, word]) => word === w) || ['', ''])[0]} ${w}`).join('  ');
+}
+
+// The peer's description named its certificate: work out the words with it.
+async function learnFingerprint(peer, sdp) {
+  const theirs = sdpFingerprint(sdp);
+  if (!theirs || theirs === peer.fingerprint) return;
+  peer.fingerprint = theirs;
+  peer.safety = state.fingerprint ? await safetyWords(state.room, state.fingerprint, theirs) : null;
+  renderMember(peer);
 }
 
 // ---- Files -------------------------------------------------------------------------------
@@ -887,9 +1017,12 @@ function showJoinForm() {
   (state.room ? form.elements.name : form.elements.room).focus();
 }
 
-function start() {
+async function start() {
   $('where').textContent = `#${state.room} as ${state.name}`;
   $('join').hidden = true;
+  state.certificate = await loadCertificate();
+  const fingerprint = state.certificate && state.certificate.getFingerprints().find((f) => f.algorithm === 'sha-256');
+  state.fingerprint = fingerprint ? fingerprint.value.toUpperCase() : null;
   connect();
 }
 

@@ -101,7 +101,7 @@ pub fn safety_words(room: &str, a: &str, b: &str) -> String {
     let digest = hash.finish();
     let bits = digest.as_ref().iter().take(6).fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
     (0..SAFETY_SYMBOLS)
-        .map(|i| SYMBOLS[((bits >> (42 - 6 * (i + 1))) & 0x3f) as usize].1)
+        .map(|i| SYMBOLS[((bits >> (48 - 6 * (i + 1))) & 0x3f) as usize].1)
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -205,6 +205,7 @@ mod tests {
 
     const A: &str = "AB:CD:01";
     const B: &str = "12:34:EF";
+    const PINNED: &str = "bulb unicorn flower fish train pig key";
 
     #[test]
     fn both_ends_get_the_same_words_whatever_the_order() {
@@ -212,6 +213,12 @@ mod tests {
         assert_eq!(words, safety_words("demo", B, A));
         assert_eq!(words.split(' ').count(), SAFETY_SYMBOLS);
         assert!(words.split(' ').all(|w| SYMBOLS.iter().any(|(_, s)| *s == w)), "{words}");
+    }
+
+    #[test]
+    fn the_words_are_pinned_so_other_clients_can_match_them() {
+        // The same derivation is in the web client (signal/web/app.js, safetyWords).
+        assert_eq!(safety_words("demo", A, B), PINNED);
     }
 
     #[test]
