@@ -71,17 +71,11 @@ impl FileChannel {
 
     /// The next message; `None` once the channel has closed.
     pub async fn recv(&self) -> Option<FileMessage> {
-        // A channel opened on a running connection waits for the driver's next timer to
-        // send its DCEP OPEN, as the chat channel does; wake the driver until it opens.
-        let mut wake = tokio::time::interval(DRIVER_NUDGE);
-        let nudge_until = Instant::now() + DRIVER_NUDGE_LIMIT;
         loop {
-            let event = tokio::select! {
-                event = self.channel.poll() => event?,
-                _ = wake.tick(), if !self.open.load(Ordering::Relaxed) && Instant::now() < nudge_until => {
-                    nudge(self.channel.as_ref()).await;
-                    continue;
-                }
+            let event = if self.open.load(Ordering::Relaxed) {
+                self.channel.poll().await?
+            } else {
+                self.poll_opening().await?
             };
             match event {
                 DataChannelEvent::OnOpen => {
@@ -94,6 +88,20 @@ impl FileChannel {
                 DataChannelEvent::OnMessage(msg) => return Some(FileMessage::Binary(msg.data)),
                 DataChannelEvent::OnClose => return None,
                 _ => {}
+            }
+        }
+    }
+
+    /// The next event of a channel not open yet. A channel opened on a running connection
+    /// waits for the driver's next timer to send its DCEP OPEN, as the chat channel does;
+    /// the driver is woken until it opens.
+    async fn poll_opening(&self) -> Option<DataChannelEvent> {
+        let mut wake = tokio::time::interval(DRIVER_NUDGE);
+        let nudge_until = Instant::now() + DRIVER_NUDGE_LIMIT;
+        loop {
+            tokio::select! {
+                event = self.channel.poll() => return event,
+                _ = wake.tick(), if Instant::now() < nudge_until => nudge(self.channel.as_ref()).await,
             }
         }
     }
