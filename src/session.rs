@@ -77,6 +77,11 @@ pub trait Frontend {
 /// Runs a chat until the app decides it is over.
 pub async fn run(config: Config, ui: &mut impl Frontend) -> Outcome {
     let deadline = config.timeout.map(|t| Instant::now() + t);
+    // A damaged identity is refused before any network work.
+    let (identity, known, known_path) = match load_identity(&config) {
+        Ok(loaded) => loaded,
+        Err(outcome) => return outcome,
+    };
     let (joined, turn) = tokio::join!(connect(&config, ui), check_turn_servers(&config));
     let (joined, hosted) = match joined {
         Ok(ok) => ok,
@@ -92,15 +97,6 @@ pub async fn run(config: Config, ui: &mut impl Frontend) -> Outcome {
         }
     };
     let (Joined { me, peers, outgoing, events: mut relay }, name) = joined;
-    let (identity, known, known_path) = match load_identity(&config) {
-        Ok(loaded) => loaded,
-        Err(outcome) => {
-            if let Some(relay) = hosted {
-                relay.stop().await;
-            }
-            return outcome;
-        }
-    };
     if name != config.name {
         let text = format!(
             "the name {} is taken in room {}, so you are {name} here; /nick changes it",

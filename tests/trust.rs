@@ -39,6 +39,21 @@ fn the_identity_is_made_once_kept_private_and_the_same_on_every_run() {
     let (code, _, stderr) = id(&path);
     assert_eq!(code, Some(15), "{stderr}");
     assert!(stderr.contains("is damaged") && stderr.contains("move it away"), "{stderr}");
+    // A chat with a damaged identity stops before any network work: not "relay unreachable".
+    let out = Command::new(env!("CARGO_BIN_EXE_peertalk"))
+        .args([
+            "--room",
+            "r",
+            "--signal",
+            "ws://127.0.0.1:9",
+            "--headless",
+            "--identity",
+            &path.display().to_string(),
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run peertalk");
+    assert_eq!(out.status.code(), Some(15), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// A client with its own identity in `dir`.

@@ -191,7 +191,6 @@ impl App {
                     }));
                 }
             }
-            TransferEvent::Interrupted { .. } => {}
             TransferEvent::Finished { key, end } => self.on_transfer_end(key, end, fx),
         }
     }

@@ -95,10 +95,6 @@ pub enum TransferEvent {
         bytes: u64,
         rate: f64,
     },
-    /// The channel closed mid-transfer; the transfer waits for a new one.
-    Interrupted {
-        key: TransferKey,
-    },
     /// It goes on, on a new channel, from byte `offset`.
     Resumed {
         key: TransferKey,
@@ -249,10 +245,6 @@ impl Reporter {
         let _ = self.events.send(TransferEvent::Progress { key: self.key.clone(), bytes, rate }).await;
     }
 
-    async fn interrupted(&self) {
-        let _ = self.events.send(TransferEvent::Interrupted { key: self.key.clone() }).await;
-    }
-
     async fn resumed(&self, offset: u64) {
         let _ = self.events.send(TransferEvent::Resumed { key: self.key.clone(), offset }).await;
     }
@@ -320,11 +312,7 @@ async fn fail(channel: &FileChannel, reason: String) -> Step {
 
 /// What a task does when its channel closed mid-transfer: waits for a new one, for a
 /// command that ends it, or for [`RESUME_LIMIT`].
-async fn next_channel(
-    commands: &mut mpsc::UnboundedReceiver<TaskCommand>,
-    report: &Reporter,
-) -> Result<FileChannel, End> {
-    report.interrupted().await;
+async fn next_channel(commands: &mut mpsc::UnboundedReceiver<TaskCommand>) -> Result<FileChannel, End> {
     let deadline = tokio::time::sleep(RESUME_LIMIT);
     tokio::pin!(deadline);
     loop {

@@ -69,7 +69,7 @@ pub(super) async fn run(
                     .finished(End::Failed { reason: "the channel closed before the offer".to_owned() })
                     .await;
             }
-            Step::Lost => match next_channel(&mut commands, &report).await {
+            Step::Lost => match next_channel(&mut commands).await {
                 Ok(next) => channel = next,
                 Err(end) => break end,
             },

@@ -82,7 +82,7 @@ pub(super) async fn run(
                 channel.close().await;
                 channel = next;
             }
-            Step::Lost => match next_channel(&mut commands, &report).await {
+            Step::Lost => match next_channel(&mut commands).await {
                 Ok(next) => channel = next,
                 Err(end) => break end,
             },
