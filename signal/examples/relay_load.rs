@@ -1,5 +1,12 @@
 //! Load generator for `peertalk-signal`, run by `scripts/bench-relay` against a relay on
-//! loopback. Prints figures; asserts nothing.
+//! loopback, or several sharing a Redis (`--addr` and `--relay-pid` take comma-separated
+//! lists; connection i goes to relay i mod n, so with three relays both members of every
+//! room are on different relays). Prints figures; asserts nothing.
+//!
+//! One process may hold fewer descriptors than the connections wanted, so a second one can
+//! help: `--hold` opens and joins its connections, prints `holding N`, and keeps them until
+//! its stdin closes; the measuring one is told how many it holds (`--also-held N`) and the
+//! relays' memory before either started (`--rss-before KIB`).
 //!
 //! 1. Opens `--connections` WebSockets in rooms of two and holds them, then reads the
 //!    relay's resident memory from /proc to report the cost of an idle connection.
@@ -21,33 +28,50 @@ use tokio_tungstenite::{WebSocketStream, client_async};
 type Ws = WebSocketStream<TcpStream>;
 
 struct Args {
-    addr: String,
-    relay_pid: u32,
+    addrs: Vec<String>,
+    relay_pids: Vec<u32>,
     connections: usize,
     pairs: usize,
     seconds: f64,
     paced_rate: f64,
+    hold: bool,
+    room_prefix: String,
+    also_held: usize,
+    rss_before: Option<u64>,
 }
 
 fn args() -> Args {
     let mut a = Args {
-        addr: "127.0.0.1:8787".into(),
-        relay_pid: 0,
+        addrs: vec!["127.0.0.1:8787".into()],
+        relay_pids: Vec::new(),
         connections: 10_000,
         pairs: 500,
         seconds: 5.0,
         paced_rate: 20_000.0,
+        hold: false,
+        room_prefix: "load".into(),
+        also_held: 0,
+        rss_before: None,
     };
-    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let mut argv: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(at) = argv.iter().position(|a| a == "--hold") {
+        argv.remove(at);
+        a.hold = true;
+    }
     for pair in argv.chunks(2) {
         let (flag, value) = (pair[0].as_str(), pair.get(1).map(String::as_str).unwrap_or_default());
         match flag {
-            "--addr" => a.addr = value.into(),
-            "--relay-pid" => a.relay_pid = value.parse().expect("--relay-pid N"),
+            "--addr" => a.addrs = value.split(',').map(str::to_owned).collect(),
+            "--relay-pid" => {
+                a.relay_pids = value.split(',').map(|p| p.parse().expect("--relay-pid N[,N...]")).collect();
+            }
             "--connections" => a.connections = value.parse().expect("--connections N"),
             "--pairs" => a.pairs = value.parse().expect("--pairs N"),
             "--seconds" => a.seconds = value.parse().expect("--seconds S"),
             "--paced-rate" => a.paced_rate = value.parse().expect("--paced-rate R"),
+            "--room-prefix" => a.room_prefix = value.into(),
+            "--also-held" => a.also_held = value.parse().expect("--also-held N"),
+            "--rss-before" => a.rss_before = Some(value.parse().expect("--rss-before KIB")),
             other => panic!("unknown flag {other}"),
         }
     }
@@ -57,14 +81,14 @@ fn args() -> Args {
 #[tokio::main]
 async fn main() {
     let args = args();
-    let rss_before = rss_kib(args.relay_pid);
+    let rss_before = args.rss_before.unwrap_or_else(|| rss_kib(&args.relay_pids));
     let started = Instant::now();
     let mut conns = Vec::with_capacity(args.connections);
     let mut failed = 0usize;
     for i in 0..args.connections {
         // Spread source addresses over 127.0.0.0/8 so ephemeral ports never run short.
         let source = format!("127.0.{}.{}:0", 1 + (i / 250) % 250, 1 + i % 250);
-        match connect(&args.addr, &source).await {
+        match connect(&args.addrs[i % args.addrs.len()], &source).await {
             Ok(ws) => conns.push(ws),
             Err(e) => {
                 failed += 1;
@@ -78,8 +102,7 @@ async fn main() {
     // Join in rooms of two: 0 and 1 in room 0, 2 and 3 in room 1, ...
     let mut ids = Vec::with_capacity(conns.len());
     for (i, ws) in conns.iter_mut().enumerate() {
-        let join =
-            json!({"type": "join", "room": format!("load-{}", i / 2), "name": format!("n{i}"), "version": 1});
+        let join = json!({"type": "join", "room": format!("{}-{}", args.room_prefix, i / 2), "name": format!("n{i}"), "version": 1});
         ws.send(Message::Text(join.to_string().into())).await.expect("join");
         let welcome = next_json(ws).await;
         ids.push(welcome["id"].as_str().unwrap_or_default().to_owned());
@@ -90,12 +113,28 @@ async fn main() {
             next_json(&mut pair[0]).await;
         }
     }
+    if args.hold {
+        println!("holding {}", conns.len());
+        let mut line = String::new();
+        let _ = tokio::io::AsyncBufReadExt::read_line(
+            &mut tokio::io::BufReader::new(tokio::io::stdin()),
+            &mut line,
+        )
+        .await;
+        return;
+    }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let rss_after = rss_kib(args.relay_pid);
-    let held = conns.len();
+    let rss_after = rss_kib(&args.relay_pids);
+    let mine = conns.len();
+    let held = mine + args.also_held;
+    let relays = match args.addrs.len() {
+        1 => "one relay".to_owned(),
+        n => format!("{n} relays sharing Redis, every room spread over two"),
+    };
+    println!("{relays}:");
     println!(
         "Idle connections: {held} of {} held ({failed} failed), opened in {:.1} s; relay RSS {:.1} MiB -> {:.1} MiB, {:.2} KiB per connection",
-        args.connections,
+        args.connections + args.also_held,
         opened.as_secs_f64(),
         rss_before as f64 / 1024.0,
         rss_after as f64 / 1024.0,
@@ -103,7 +142,7 @@ async fn main() {
     );
 
     // Keep the pairs that will trade messages; the rest stay connected and idle.
-    let active = args.pairs.min(held / 2);
+    let active = args.pairs.min(mine / 2);
     let mut pairs = Vec::with_capacity(active);
     let mut ids = ids.into_iter();
     let mut conns = conns.into_iter();
@@ -320,7 +359,12 @@ async fn hop(from: &mut Ws, to: &mut Ws, to_id: &str, origin: Instant, padding: 
     Some(origin.elapsed().as_secs_f64() - stamp.parse::<f64>().ok()?)
 }
 
-fn rss_kib(pid: u32) -> u64 {
+/// The relays' resident memory, together.
+fn rss_kib(pids: &[u32]) -> u64 {
+    pids.iter().map(|pid| rss_one(*pid)).sum()
+}
+
+fn rss_one(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {

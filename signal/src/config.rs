@@ -49,6 +49,8 @@ pub struct RelayConfig {
     pub metrics_listen: Option<SocketAddr>,
     /// When set, connections speak TLS (`wss://`, `https://` for the endpoints).
     pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    /// A Redis (`redis://HOST:PORT/DB`) shared with other relays, which then share rooms.
+    pub redis: Option<String>,
 }
 
 impl Default for RelayConfig {
@@ -71,6 +73,7 @@ impl Default for RelayConfig {
             web: true,
             metrics_listen: None,
             tls: None,
+            redis: None,
         }
     }
 }

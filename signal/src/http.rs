@@ -75,7 +75,9 @@ pub async fn read_request<S: AsyncRead + Unpin>(stream: &mut S) -> io::Result<(R
 /// Answers an endpoint request: `/healthz`, `/metrics`, or an error.
 pub async fn answer<S: AsyncWrite + Unpin>(stream: &mut S, route: Route, metrics: &Metrics) {
     match route {
-        Route::Health => respond(stream, 200, "text/plain; charset=utf-8", "ok\n").await,
+        // Degraded is still 200: the relay serves, and a balancer that took every relay
+        // out when Redis went away would end the service instead of narrowing it.
+        Route::Health => respond(stream, 200, "text/plain; charset=utf-8", metrics.health()).await,
         Route::Web(asset, host) => {
             respond_with(stream, 200, asset.content_type, &web::headers(host.as_deref()), asset.body).await;
         }

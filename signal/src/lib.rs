@@ -10,6 +10,8 @@ pub mod hex;
 pub mod proto;
 
 #[cfg(feature = "server")]
+mod cluster;
+#[cfg(feature = "server")]
 mod config;
 #[cfg(feature = "server")]
 mod conn;
@@ -32,6 +34,8 @@ pub mod token;
 #[cfg(feature = "server")]
 mod web;
 
+#[cfg(feature = "server")]
+pub use cluster::check_url as check_redis_url;
 #[cfg(feature = "server")]
 pub use config::RelayConfig;
 #[cfg(feature = "server")]

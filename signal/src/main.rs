@@ -114,6 +114,12 @@ struct Cli {
     #[arg(long, env = "PEERTALK_SIGNAL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
 
+    /// A Redis shared with other relays (redis://HOST:PORT[/DB]): relays that share one
+    /// share rooms, so people on different relays meet. Without it the relay works alone.
+    /// See CLUSTER.md.
+    #[arg(long, value_name = "URL", env = "PEERTALK_SIGNAL_REDIS", value_parser = redis_url)]
+    redis: Option<String>,
+
     /// Seconds a new connection may take to finish the WebSocket handshake.
     #[arg(long, env = "PEERTALK_SIGNAL_HANDSHAKE_TIMEOUT", default_value_t = 10.0, value_parser = positive_seconds)]
     handshake_timeout: f64,
@@ -158,6 +164,10 @@ fn classic_path(s: &str) -> Result<ClassicPath, String> {
         _ if s.starts_with('/') && !s.contains(['?', '#']) => Ok(ClassicPath(Some(s.to_owned()))),
         _ => Err(format!("{s:?} is not a path; give one such as /signal, or \"off\"")),
     }
+}
+
+fn redis_url(s: &str) -> Result<String, String> {
+    peertalk_signal::check_redis_url(s).map(|()| s.to_owned())
 }
 
 fn positive_seconds(s: &str) -> Result<f64, String> {
@@ -248,6 +258,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         web: cli.web == Switch::On,
         metrics_listen: cli.metrics_listen,
         tls,
+        redis: cli.redis,
         ..RelayConfig::default()
     };
     let metrics_listen = config.metrics_listen;

@@ -22,11 +22,7 @@ pub struct Token([u8; TOKEN_BYTES]);
 impl Token {
     /// A fresh token for a new connection.
     pub fn issue() -> Self {
-        let mut bytes = [0; TOKEN_BYTES];
-        // The system's random source failing is a broken machine, not a client's doing;
-        // zeroes would hand every client the same id, so stop rather than go on.
-        SystemRandom::new().fill(&mut bytes).expect("the system random number generator works");
-        Self(bytes)
+        Self(random_bytes())
     }
 
     /// Reads a token a client sent back: 32 lowercase or uppercase hex digits.
@@ -51,6 +47,15 @@ impl Token {
     pub fn to_hex(self) -> String {
         hex(&self.0)
     }
+}
+
+/// `N` bytes from the system's random source.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0; N];
+    // The system's random source failing is a broken machine, not a client's doing;
+    // zeroes would hand every client the same id, so stop rather than go on.
+    SystemRandom::new().fill(&mut bytes).expect("the system random number generator works");
+    bytes
 }
 
 impl std::fmt::Debug for Token {

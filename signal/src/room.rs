@@ -1,7 +1,11 @@
 //! Who is connected and who is in which room: plain data, no I/O, so every rule about
 //! membership and routing is tested without a socket.
+//!
+//! In a cluster the registry also holds the members of this relay's rooms that are on
+//! other relays ("remote" members), as far as this relay has heard; a room is kept only
+//! while it has a member here.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::proto::{self, ErrorCode, PeerId, PeerInfo, Refusal};
 
@@ -15,13 +19,16 @@ pub enum Endpoint {
     Classic,
 }
 
-type RoomKey = (Endpoint, String);
+/// A room: rooms of the same name on the two endpoints are different rooms.
+pub type RoomKey = (Endpoint, String);
 
 /// Every connection the relay knows, and the rooms they are in.
 #[derive(Debug)]
 pub struct Registry {
     members: HashMap<PeerId, Member>,
     rooms: HashMap<RoomKey, Vec<PeerId>>,
+    /// Members here that are in a room.
+    local_joined: usize,
     max_rooms: usize,
     max_peers_per_room: usize,
 }
@@ -30,17 +37,29 @@ pub struct Registry {
 struct Member {
     name: String,
     room: Option<RoomKey>,
+    /// The relay the member is connected to, when it is not this one.
+    relay: Option<String>,
 }
 
 impl Registry {
     #[must_use]
     pub fn new(max_rooms: usize, max_peers_per_room: usize) -> Self {
-        Self { members: HashMap::new(), rooms: HashMap::new(), max_rooms, max_peers_per_room }
+        Self {
+            members: HashMap::new(),
+            rooms: HashMap::new(),
+            local_joined: 0,
+            max_rooms,
+            max_peers_per_room,
+        }
     }
 
-    /// Records a new connection, not yet in any room.
+    /// Records a new connection, not yet in any room. A member this relay knew on another
+    /// relay is forgotten: it has come here, and its join will place it again.
     pub fn connect(&mut self, id: PeerId) {
-        self.members.insert(id, Member { name: String::new(), room: None });
+        if self.relay_of(&id).is_some() {
+            self.disconnect(&id);
+        }
+        self.members.insert(id, Member { name: String::new(), room: None, relay: None });
     }
 
     /// Puts a connection in a room; returns the members that were already there, in the
@@ -52,15 +71,7 @@ impl Registry {
         room: &str,
         name: &str,
     ) -> Result<Vec<PeerInfo>, Refusal> {
-        let member = self.members.get_mut(id).ok_or_else(not_connected)?;
-        if let Some((_, current)) = &member.room {
-            return Err(Refusal::new(
-                ErrorCode::AlreadyJoined,
-                format!(
-                    "This connection is already in room {current:?}; open another connection to join a second room."
-                ),
-            ));
-        }
+        self.check_unjoined(id)?;
         let key = (endpoint, room.to_owned());
         // Classic connections have no names.
         if endpoint == Endpoint::Main
@@ -99,25 +110,136 @@ impl Registry {
         }
         member.room = Some(key.clone());
         name.clone_into(&mut member.name);
+        self.local_joined += 1;
         let ids = self.rooms.entry(key).or_default();
         let others = ids.clone();
         ids.push(id.clone());
         Ok(others.into_iter().map(|id| self.info(id)).collect())
     }
 
+    /// Refuses a connection that is unknown or already in a room.
+    pub fn check_unjoined(&self, id: &PeerId) -> Result<(), Refusal> {
+        let member = self.members.get(id).ok_or_else(not_connected)?;
+        match &member.room {
+            Some((_, current)) => Err(Refusal::new(
+                ErrorCode::AlreadyJoined,
+                format!(
+                    "This connection is already in room {current:?}; open another connection to join a second room."
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Puts a connection in a room the cluster has already admitted it to, with no checks
+    /// of its own.
+    pub fn enter(&mut self, id: &PeerId, key: RoomKey, name: &str) {
+        let Some(member) = self.members.get_mut(id) else { return };
+        if member.room.is_some() {
+            return;
+        }
+        member.room = Some(key.clone());
+        name.clone_into(&mut member.name);
+        self.local_joined += 1;
+        self.rooms.entry(key).or_default().push(id.clone());
+    }
+
+    /// Records that `id` is in `key` on `relay`, if this relay has a member there; true
+    /// when it was not known before (and this relay's members must be told).
+    pub fn learn(&mut self, id: &PeerId, key: &RoomKey, name: &str, relay: &str) -> bool {
+        if let Some(member) = self.members.get_mut(id) {
+            if member.relay.is_some() && member.room.as_ref() == Some(key) {
+                // Moved between relays: the same peer, nothing to announce.
+                member.relay = Some(relay.to_owned());
+            }
+            return false;
+        }
+        let Some(ids) = self.rooms.get_mut(key) else { return false };
+        ids.push(id.clone());
+        let member = Member { name: name.to_owned(), room: Some(key.clone()), relay: Some(relay.to_owned()) };
+        self.members.insert(id.clone(), member);
+        true
+    }
+
     /// Forgets a connection; if it was in a room, returns the members left behind, who
     /// must be told.
     pub fn disconnect(&mut self, id: &PeerId) -> Vec<PeerId> {
-        let Some(Member { room: Some(room), .. }) = self.members.remove(id) else {
+        let Some(Member { room: Some(room), relay, .. }) = self.members.remove(id) else {
             return Vec::new();
         };
+        if relay.is_none() {
+            self.local_joined -= 1;
+        }
         let Some(ids) = self.rooms.get_mut(&room) else { return Vec::new() };
         ids.retain(|m| m != id);
         let rest = ids.clone();
-        if rest.is_empty() {
+        let members = &self.members;
+        if !rest.iter().any(|m| members.get(m).is_some_and(|m| m.relay.is_none())) {
+            // Nobody here is left to tell, and this relay hears no more about the room.
             self.rooms.remove(&room);
+            for other in &rest {
+                self.members.remove(other);
+            }
         }
         rest
+    }
+
+    /// The relay `id` is connected to, when it is in one of this relay's rooms from another.
+    #[must_use]
+    pub fn relay_of(&self, id: &PeerId) -> Option<&str> {
+        self.members.get(id)?.relay.as_deref()
+    }
+
+    /// Whether `id` is a connection to this relay.
+    #[must_use]
+    pub fn is_local(&self, id: &PeerId) -> bool {
+        self.members.get(id).is_some_and(|m| m.relay.is_none())
+    }
+
+    /// The room `id` is in.
+    #[must_use]
+    pub fn room_key(&self, id: &PeerId) -> Option<&RoomKey> {
+        self.members.get(id)?.room.as_ref()
+    }
+
+    /// Everyone in `key`, in the order this relay learnt of them.
+    #[must_use]
+    pub fn members_of(&self, key: &RoomKey) -> &[PeerId] {
+        self.rooms.get(key).map_or(&[], Vec::as_slice)
+    }
+
+    /// The other relays with members in `key`, each once.
+    #[must_use]
+    pub fn relays_in(&self, key: &RoomKey) -> Vec<String> {
+        let mut relays: Vec<String> = Vec::new();
+        for id in self.members_of(key) {
+            if let Some(relay) = self.relay_of(id)
+                && !relays.iter().any(|r| r == relay)
+            {
+                relays.push(relay.to_owned());
+            }
+        }
+        relays
+    }
+
+    /// Members on relays that are not in `live`.
+    #[must_use]
+    pub fn on_dead_relays(&self, live: &HashSet<String>) -> Vec<PeerId> {
+        let dead = |m: &Member| m.relay.as_ref().is_some_and(|r| !live.contains(r));
+        self.members.iter().filter(|(_, m)| dead(m)).map(|(id, _)| id.clone()).collect()
+    }
+
+    /// The rooms with members here.
+    #[must_use]
+    pub fn rooms(&self) -> Vec<RoomKey> {
+        self.rooms.keys().cloned().collect()
+    }
+
+    /// This relay's own members of `key`, with their names.
+    #[must_use]
+    pub fn locals_in(&self, key: &RoomKey) -> Vec<(PeerId, String)> {
+        let local = |id: &&PeerId| self.is_local(id);
+        self.members_of(key).iter().filter(local).map(|id| (id.clone(), self.info(id.clone()).name)).collect()
     }
 
     /// Checks that `from` may send to `to`: both in the same room, and not to itself.
@@ -140,24 +262,16 @@ impl Registry {
         }
     }
 
-    /// Everyone in `id`'s room, `id` included, in the order they joined; empty when `id`
-    /// is in no room.
-    #[must_use]
-    pub fn room_of(&self, id: &PeerId) -> &[PeerId] {
-        let room = self.members.get(id).and_then(|m| m.room.as_ref());
-        room.and_then(|key| self.rooms.get(key)).map_or(&[], Vec::as_slice)
-    }
-
     /// How many rooms have at least one member.
     #[must_use]
     pub fn room_count(&self) -> usize {
         self.rooms.len()
     }
 
-    /// How many connections are in a room.
+    /// How many connections to this relay are in a room.
     #[must_use]
     pub fn joined_count(&self) -> usize {
-        self.rooms.values().map(Vec::len).sum()
+        self.local_joined
     }
 
     /// The public view of a member.
@@ -327,7 +441,7 @@ mod tests {
         r.join(&id("p1"), Endpoint::Main, "a", "alice").expect("joins");
         assert!(r.join(&id("p2"), Endpoint::Classic, "a", "").expect("joins").is_empty());
         r.join(&id("p3"), Endpoint::Classic, "a", "").expect("joins");
-        assert_eq!(r.room_of(&id("p2")), [id("p2"), id("p3")]);
+        assert_eq!(r.members_of(&(Endpoint::Classic, "a".into())), [id("p2"), id("p3")]);
         assert_eq!(r.route(&id("p1"), &id("p2")).expect_err("other endpoint").code, ErrorCode::UnknownPeer);
     }
 

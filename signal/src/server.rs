@@ -13,7 +13,7 @@ use tracing::{info, warn};
 
 use crate::config::RelayConfig;
 use crate::metrics::Metrics;
-use crate::{conn, http, hub};
+use crate::{cluster, conn, http, hub};
 
 /// What every task of the relay reads: its settings and its counters.
 pub struct Shared {
@@ -36,10 +36,22 @@ pub async fn serve(
         Some(addr) => Some(TcpListener::bind(addr).await?),
         None => None,
     };
-    let shared = Arc::new(Shared { config, metrics: Metrics::default() });
+    let mut metrics = Metrics::default();
+    if config.redis.is_some() {
+        metrics.register_cluster();
+    }
+    let shared = Arc::new(Shared { config, metrics });
     let endpoints_task = endpoints.map(|listener| tokio::spawn(serve_endpoints(listener, shared.clone())));
     let (hub_tx, hub_rx) = mpsc::channel(1024);
-    let hub_task = tokio::spawn(hub::run(hub_rx, shared.clone()));
+    let (cluster, cluster_tasks) = match &shared.config.redis {
+        Some(url) => {
+            let (link, tasks) =
+                cluster::start(url, hub_tx.clone(), shared.clone()).await.map_err(io::Error::other)?;
+            (Some(link), Some(tasks))
+        }
+        None => (None, None),
+    };
+    let hub_task = tokio::spawn(hub::run(hub_rx, shared.clone(), cluster));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
     // Connections told "server-full"; bounded, so a flood while full costs little.
@@ -105,8 +117,14 @@ pub async fn serve(
         warn!(remaining = connections.len(), "closing connections that did not finish in time");
         connections.shutdown().await;
     }
+    if let Some(tasks) = &cluster_tasks {
+        tasks.stop_feeding();
+    }
     drop(hub_tx);
     let _ = hub_task.await;
+    if let Some(tasks) = cluster_tasks {
+        tasks.finish().await;
+    }
     if let Some(task) = endpoints_task {
         task.abort();
     }

@@ -9,6 +9,7 @@ pub mod browser;
 pub mod files;
 pub mod mitm;
 pub mod netns;
+pub mod redis;
 pub mod turn;
 
 use std::path::PathBuf;
@@ -157,7 +158,12 @@ impl Relay {
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            // PEERTALK_TEST_RELAY_LOGS=1 shows the relays' logs, for debugging a test.
+            .stderr(if std::env::var_os("PEERTALK_TEST_RELAY_LOGS").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .kill_on_drop(true)
             .spawn()
             .expect("start peertalk-signal");
