@@ -277,12 +277,17 @@ async fn a_room_on_one_relay_keeps_working_while_redis_restarts() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_relay_starts_and_serves_alone_when_redis_is_not_there() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-    let url = format!("redis://127.0.0.1:{port}/0");
-    let relay = Relay::start_with(&["--listen", "127.0.0.1:0", "--redis", &url]).await;
+    // Given in the config file, as an operator would.
+    let config = std::env::temp_dir().join(format!("peertalk-cluster-{}.toml", std::process::id()));
+    std::fs::write(&config, format!("redis = \"redis://127.0.0.1:{port}/0\"\n")).expect("write the config");
+    let relay = Relay::start_with(&["--listen", "127.0.0.1:0", "--config", config.to_str().expect("UTF-8")]).await;
+    let _ = std::fs::remove_file(&config);
     health_becomes(&relay, "degraded").await;
     let (_alice, _) = RawWs::join(&relay.url, "alone", "alice").await;
     let (_bob, welcome) = RawWs::join(&relay.url, "alone", "bob").await;
     assert_eq!(ids(&welcome), ["alice"]);
+    let (_, metrics) = http_get(&relay.addr, "/metrics").await;
+    assert!(metrics.contains("peertalk_signal_cluster_up 0"), "{metrics}");
 }
 
 #[test]

@@ -446,6 +446,38 @@ mod tests {
     }
 
     #[test]
+    fn members_on_other_relays_are_known_only_while_someone_here_shares_their_room() {
+        let mut r = registry(&["p1"]);
+        let room = (Endpoint::Main, "a".to_owned());
+        assert!(!r.learn(&id("p9"), &room, "zed", "r2"), "no room here yet: nothing to learn");
+        r.join(&id("p1"), Endpoint::Main, "a", "alice").expect("joins");
+        assert!(r.learn(&id("p2"), &room, "bob", "r2"), "new: to be announced");
+        assert!(!r.learn(&id("p2"), &room, "bob", "r3"), "moved relays: not announced again");
+        assert_eq!(r.relay_of(&id("p2")), Some("r3"));
+        assert!(r.route(&id("p1"), &id("p2")).is_ok(), "signals reach it");
+        assert_eq!(r.relays_in(&room), ["r3"]);
+        assert_eq!(r.joined_count(), 1, "only this relay's own members count");
+        let live = HashSet::from(["r2".to_owned()]);
+        assert_eq!(r.on_dead_relays(&live), [id("p2")]);
+        r.disconnect(&id("p1"));
+        assert_eq!(r.relay_of(&id("p2")), None, "forgotten with the last member here");
+        assert_eq!(r.room_count(), 0);
+    }
+
+    #[test]
+    fn a_member_that_comes_here_from_another_relay_is_placed_once() {
+        let mut r = registry(&["p1"]);
+        let room = (Endpoint::Main, "a".to_owned());
+        r.join(&id("p1"), Endpoint::Main, "a", "alice").expect("joins");
+        r.learn(&id("p2"), &room, "bob", "r2");
+        r.connect(id("p2"));
+        r.enter(&id("p2"), room.clone(), "bob");
+        assert_eq!(r.members_of(&room), [id("p1"), id("p2")]);
+        assert!(r.is_local(&id("p2")));
+        assert_eq!(r.joined_count(), 2);
+    }
+
+    #[test]
     fn relay_forgets_peer_that_disconnects_and_empty_rooms() {
         let mut r = registry(&["p1", "p2"]);
         r.join(&id("p1"), Endpoint::Main, "a", "alice").expect("joins");
