@@ -280,7 +280,8 @@ async fn a_relay_starts_and_serves_alone_when_redis_is_not_there() {
     // Given in the config file, as an operator would.
     let config = std::env::temp_dir().join(format!("peertalk-cluster-{}.toml", std::process::id()));
     std::fs::write(&config, format!("redis = \"redis://127.0.0.1:{port}/0\"\n")).expect("write the config");
-    let relay = Relay::start_with(&["--listen", "127.0.0.1:0", "--config", config.to_str().expect("UTF-8")]).await;
+    let relay =
+        Relay::start_with(&["--listen", "127.0.0.1:0", "--config", config.to_str().expect("UTF-8")]).await;
     let _ = std::fs::remove_file(&config);
     health_becomes(&relay, "degraded").await;
     let (_alice, _) = RawWs::join(&relay.url, "alone", "alice").await;

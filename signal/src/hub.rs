@@ -84,7 +84,12 @@ pub enum Kick {
 /// Runs the hub until every connection handle (and the listener's) is dropped.
 pub async fn run(mut commands: mpsc::Receiver<Command>, shared: Arc<Shared>, cluster: Option<Cluster>) {
     let registry = Registry::new(shared.config.max_rooms, shared.config.max_peers_per_room);
-    let cluster = cluster.map(|link| ClusterState { up: link.started_up(), link, verify_at: None });
+    let cluster = cluster.map(|link| ClusterState {
+        up: link.started_up(),
+        link,
+        verify_at: None,
+        heard_of: HashMap::new(),
+    });
     let mut hub = Hub { registry, outboxes: HashMap::new(), shared, cluster };
     while let Some(cmd) = commands.recv().await {
         hub.apply(cmd).await;
@@ -106,6 +111,9 @@ struct ClusterState {
     up: bool,
     /// When to check this relay's rooms against Redis after a resynchronisation.
     verify_at: Option<Instant>,
+    /// When this relay last learnt of a member on each other relay. A list of live relays
+    /// asked for before that may predate the relay itself: it says nothing of its death.
+    heard_of: HashMap<String, Instant>,
 }
 
 /// Where a connection's frames go, and which format its errors take.
@@ -263,6 +271,7 @@ impl Hub {
             if self.registry.is_local(&m.id) {
                 self.moved_away(&m.id);
             }
+            self.heard_of(&m.relay);
             if self.registry.learn(&m.id, key, &m.name, &m.relay) {
                 self.tell_joined(key, m.info(), newcomer);
             }
@@ -310,6 +319,7 @@ impl Hub {
                 if self.registry.is_local(&peer.id) {
                     self.moved_away(&peer.id);
                 }
+                self.heard_of(&from);
                 if self.registry.learn(&peer.id, &key, &peer.name, &from) {
                     self.tell_joined(&key, peer, None);
                 }
@@ -338,7 +348,7 @@ impl Hub {
                     }
                 }
             }
-            Inbound::Live { relays, fresh } => {
+            Inbound::Live { relays, fresh, asked } => {
                 let Some(cluster) = self.cluster.as_mut() else { return };
                 let was_up = std::mem::replace(&mut cluster.up, true);
                 let verify_at = cluster.verify_at;
@@ -350,7 +360,7 @@ impl Hub {
                         self.verify().await;
                     }
                 } else {
-                    self.forget_dead(&relays);
+                    self.forget_dead(&relays, asked);
                 }
             }
             Inbound::Lost => {
@@ -363,13 +373,30 @@ impl Hub {
 
     /// Members on relays whose presence expired are gone, unless they resumed elsewhere
     /// first (then a `joined` moved them).
-    fn forget_dead(&mut self, live: &HashSet<String>) {
+    fn forget_dead(&mut self, live: &HashSet<String>, asked: Instant) {
+        let Some(cluster) = self.cluster.as_mut() else { return };
+        let mut heard_of = std::mem::take(&mut cluster.heard_of);
         for id in self.registry.on_dead_relays(live) {
+            let relay = self.registry.relay_of(&id).unwrap_or_default();
+            if heard_of.get(relay).is_some_and(|heard| *heard >= asked) {
+                continue;
+            }
             debug!(peer = %id, "its relay is gone");
             let rest = self.registry.disconnect(&id);
             self.tell_left(&id, &rest);
         }
+        heard_of.retain(|relay, heard| live.contains(relay) || *heard >= asked);
+        if let Some(cluster) = self.cluster.as_mut() {
+            cluster.heard_of = heard_of;
+        }
         self.count_rooms();
+    }
+
+    /// Records that a member on `relay` was just learnt of.
+    fn heard_of(&mut self, relay: &str) {
+        if let Some(cluster) = self.cluster.as_mut() {
+            cluster.heard_of.insert(relay.to_owned(), Instant::now());
+        }
     }
 
     /// Brings Redis and this relay back in step after Redis was away: records exactly this

@@ -24,6 +24,7 @@ use fred::types::scripts::Script;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tracing::info;
 
 use crate::hub::Command;
@@ -56,9 +57,10 @@ pub enum Inbound {
     Message(RelayMessage),
     /// A signal frame from another relay for `to`, here.
     Signal { to: PeerId, frame: Utf8Bytes },
-    /// The heartbeat went through: the relays alive now. `fresh` when this relay was not
-    /// among them before (Redis restarted, or it had been cut off long enough to expire).
-    Live { relays: HashSet<RelayId>, fresh: bool },
+    /// The heartbeat went through: the relays alive when Redis answered a question asked
+    /// at `asked`. `fresh` when this relay was not among them before (Redis restarted, or
+    /// it had been cut off long enough to expire).
+    Live { relays: HashSet<RelayId>, fresh: bool, asked: Instant },
     /// Redis stopped answering.
     Lost,
 }

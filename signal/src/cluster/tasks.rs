@@ -33,13 +33,14 @@ pub(super) async fn heartbeat(
     loop {
         tick.tick().await;
         let was_up = redis.up.load(Ordering::Relaxed);
+        let asked = tokio::time::Instant::now();
         let inbound = match beat(&redis, &me, &shared).await {
             Ok((relays, fresh)) => {
                 if !was_up {
                     info!(redis = %url, relays = relays.len(), "Redis answers; bringing this relay's rooms in step with the cluster");
                     redis.up.store(true, Ordering::Relaxed);
                 }
-                Inbound::Live { relays, fresh }
+                Inbound::Live { relays, fresh, asked }
             }
             Err(e) => {
                 let report = was_up || first;
