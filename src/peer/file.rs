@@ -3,13 +3,10 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use bytes::BytesMut;
 use webrtc::data_channel::{DataChannel, DataChannelEvent};
-
-use super::{DRIVER_NUDGE, DRIVER_NUDGE_LIMIT, nudge};
 
 /// How often [`FileChannel::flush`] looks at the send buffer.
 const FLUSH_POLL: std::time::Duration = std::time::Duration::from_millis(5);
@@ -48,7 +45,6 @@ pub struct FileChannel {
     pub id: u64,
     /// We opened it: we are the sender.
     pub ours: bool,
-    open: Arc<AtomicBool>,
 }
 
 impl fmt::Debug for FileChannel {
@@ -65,43 +61,20 @@ impl PartialEq for FileChannel {
 
 impl FileChannel {
     pub(super) fn new(channel: Arc<dyn DataChannel>, id: u64, ours: bool) -> Self {
-        // A channel the peer opened is open when we are told of it.
-        Self { channel, id, ours, open: Arc::new(AtomicBool::new(!ours)) }
+        Self { channel, id, ours }
     }
 
     /// The next message; `None` once the channel has closed.
     pub async fn recv(&self) -> Option<FileMessage> {
         loop {
-            let event = if self.open.load(Ordering::Relaxed) {
-                self.channel.poll().await?
-            } else {
-                self.poll_opening().await?
-            };
-            match event {
-                DataChannelEvent::OnOpen => {
-                    self.open.store(true, Ordering::Relaxed);
-                    return Some(FileMessage::Open);
-                }
+            match self.channel.poll().await? {
+                DataChannelEvent::OnOpen => return Some(FileMessage::Open),
                 DataChannelEvent::OnMessage(msg) if msg.is_string => {
                     return Some(FileMessage::Text(String::from_utf8_lossy(&msg.data).into_owned()));
                 }
                 DataChannelEvent::OnMessage(msg) => return Some(FileMessage::Binary(msg.data)),
                 DataChannelEvent::OnClose => return None,
                 _ => {}
-            }
-        }
-    }
-
-    /// The next event of a channel not open yet. A channel opened on a running connection
-    /// waits for the driver's next timer to send its DCEP OPEN, as the chat channel does;
-    /// the driver is woken until it opens.
-    async fn poll_opening(&self) -> Option<DataChannelEvent> {
-        let mut wake = tokio::time::interval(DRIVER_NUDGE);
-        let nudge_until = Instant::now() + DRIVER_NUDGE_LIMIT;
-        loop {
-            tokio::select! {
-                event = self.channel.poll() => return event,
-                _ = wake.tick(), if Instant::now() < nudge_until => nudge(self.channel.as_ref()).await,
             }
         }
     }

@@ -58,16 +58,6 @@ const SEND_BUFFER_LIMIT: usize = 4 * 1024 * 1024;
 /// that made a DataChannel take ~600 ms to open on loopback.
 const ICE_CHECK_INTERVAL: Duration = Duration::from_millis(20);
 
-/// webrtc-rs 0.21 queues the SCTP INIT and the DCEP OPEN while handling events, after
-/// that loop iteration's write flush, so they sit until the driver's next timer (up to
-/// 200 ms each; ~600 ms to open in all). Until the channel opens we wake the driver this
-/// often, which sends them at once.
-const DRIVER_NUDGE: Duration = Duration::from_millis(2);
-const DRIVER_NUDGE_LIMIT: Duration = Duration::from_secs(10);
-// On a TURN path the same driver drains its TURN queue before the packets it makes in a
-// loop iteration, so a message sent goes out only on the next wake (up to 200 ms later).
-// One nudge DRIVER_NUDGE after a send on such a path sends it then.
-
 /// How long an open connection whose path broke may take to come back before the peer
 /// counts as unreachable (the user is told then).
 const RECOVERY_LIMIT: Duration = Duration::from_secs(30);
@@ -400,8 +390,6 @@ async fn run(
             reader: None,
             pending: Vec::new(),
             have_remote: false,
-            relayed: false,
-            nudge_at: None,
             remote_session: None,
             link: LinkState::New,
             dtls_done: false,
@@ -445,8 +433,8 @@ async fn build(net: &NetOptions, handler: Handler) -> Result<impl PeerConnection
         .with_certificates(net.identity.iter().map(Identity::certificate).collect())
         .build();
     // mDNS off: it would multicast on the LAN, and our candidates are plain addresses.
-    // The answerer takes the DTLS server role so that the offerer, which holds the chat
-    // channel and can nudge the driver (see DRIVER_NUDGE), is the side that starts SCTP.
+    // The answerer takes the DTLS server role, so the offerer, which creates the chat
+    // channel, is the side that starts SCTP.
     let settings = SettingEngineBuilder::new()
         .with_answering_dtls_role(RTCDtlsRole::Server)
         .with_multicast_dns_mode(MulticastDnsMode::Disabled)
@@ -491,10 +479,6 @@ struct Session {
     /// Candidates that arrived before the remote description; applying them earlier fails.
     pending: Vec<RTCIceCandidateInit>,
     have_remote: bool,
-    /// The selected path goes through a TURN server: sends need a nudge (see DRIVER_NUDGE).
-    relayed: bool,
-    /// When the next such nudge is due.
-    nudge_at: Option<tokio::time::Instant>,
     /// The session id (`o=` line) of the peer's descriptions. An offer with another one
     /// comes from a new connection on the peer's side, which replaces this one.
     remote_session: Option<String>,
@@ -676,12 +660,6 @@ impl Session {
                     out.emit(PeerEvent::PassphraseMismatch(why.clone())).await;
                     return Err(why);
                 }
-                () = sleep_until(self.nudge_at) => {
-                    self.nudge_at = None;
-                    if let Some(channel) = &self.channel {
-                        nudge(channel.as_ref()).await;
-                    }
-                }
                 Some(frame) = next_frame(&mut self.outgoing) => {
                     if let Some(track) = &mut self.outgoing {
                         track.write(frame).await;
@@ -715,7 +693,6 @@ impl Session {
                                 dtls_stall_at = None;
                                 ice_restarts = 0;
                                 if let Some(path) = selected_path(self.pc.as_ref()).await {
-                                    self.relayed = path.kind() == "relay";
                                     out.emit(PeerEvent::Path(path)).await;
                                 }
                                 self.announce_sending(out).await;
@@ -925,9 +902,6 @@ impl Session {
             // The reader task reports the close; the app accounts for what went undelivered.
             debug!("send failed: {e}");
         }
-        if self.relayed && self.nudge_at.is_none() {
-            self.nudge_at = Some(tokio::time::Instant::now() + DRIVER_NUDGE);
-        }
     }
 
     /// Lets queued messages drain (bounded, and only over a working path), closes the
@@ -988,21 +962,9 @@ async fn read_channel(
     mut trusted: tokio::sync::watch::Receiver<bool>,
     out: Outbox,
 ) {
-    let mut nudge = tokio::time::interval(DRIVER_NUDGE);
-    let nudge_until = Instant::now() + DRIVER_NUDGE_LIMIT;
-    let mut open = false;
-    loop {
-        let event = tokio::select! {
-            event = channel.poll() => event,
-            _ = nudge.tick(), if !open && Instant::now() < nudge_until => {
-                self::nudge(channel.as_ref()).await;
-                continue;
-            }
-        };
-        let Some(event) = event else { break };
+    while let Some(event) = channel.poll().await {
         match event {
             DataChannelEvent::OnOpen => {
-                open = true;
                 debug!("chat channel open");
                 // In a passphrase room nothing is said or taken before the peer proved the
                 // passphrase; what it sends meanwhile waits in the channel.
@@ -1027,12 +989,6 @@ async fn read_channel(
             _ => {}
         }
     }
-}
-
-/// Wakes the connection's driver. Any call that reaches its `wake_writes` will do; this
-/// one changes nothing.
-async fn nudge(channel: &dyn DataChannel) {
-    let _ = channel.set_buffered_amount_low_threshold(0).await;
 }
 
 /// The SHA-256 certificate fingerprint an SDP announces (`a=fingerprint:sha-256 AB:…`),

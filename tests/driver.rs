@@ -1,0 +1,53 @@
+//! The webrtc driver sends what it queues at once, not on its next timer: the fix in
+//! `vendor/webrtc` (see vendor/PATCHES.md). Each test fails on the published crate, where
+//! the first waits for two 200 ms driver timers and the second for the next wake.
+//!
+//! These are the only timed tests: the bug is a wait, and the margins are wide (the
+//! minimum of several runs against a bound several times what the fixed code takes).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Client, Relay, connected_pair, round_trips};
+
+/// Starting the offerer until both sides have the chat channel open, the best of 3.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_data_channel_opens_without_waiting_for_the_drivers_timer() {
+    let relay = Relay::start().await;
+    let mut best = Duration::MAX;
+    for run in 0..3 {
+        let room = format!("prompt-{run}");
+        let mut alice = Client::start(Some(&relay.url), &room, "alice", &[]);
+        alice.expect_type("joined").await;
+        let started = Instant::now();
+        let mut bob = Client::start(Some(&relay.url), &room, "bob", &[]);
+        tokio::join!(alice.connected(), bob.connected());
+        best = best.min(started.elapsed());
+        alice.close_input();
+        bob.close_input();
+        let _ = tokio::join!(alice.finish(), bob.finish());
+    }
+    // Fixed: ~50 ms in a debug build. Published crate: ~450 ms, two driver timers.
+    assert!(best < Duration::from_millis(250), "the best open took {best:?}");
+}
+
+/// Chat round trips over a TURN-relayed path: the median of 20.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_on_a_relayed_path_goes_out_without_waiting_for_the_drivers_timer() {
+    let relay = Relay::start().await;
+    let turn = common::turn::Turn::start().await;
+    let mut flags = turn.flags(common::turn::PASSWORD);
+    flags.push("--relay-only".to_owned());
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let (mut alice, mut bob) =
+        connected_pair(&relay.url, "relayed", ("alice", &flags), ("bob", &flags)).await;
+    let samples = round_trips(&mut alice, 20).await;
+    let median = samples[samples.len() / 2];
+    // Fixed: a few ms. Published crate: each message and each acknowledgement waits for
+    // the driver's next wake, tens to hundreds of ms.
+    assert!(median < Duration::from_millis(50), "median round trip {median:?}: {samples:?}");
+    alice.close_input();
+    bob.close_input();
+    let _ = tokio::join!(alice.finish(), bob.finish());
+}
