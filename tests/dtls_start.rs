@@ -77,7 +77,11 @@ fn the_dtls_client_hello_leaves_when_ice_connects_not_on_a_later_timer() {
                 ecn: None,
                 transport_protocol: TransportProtocol::UDP,
             };
-            let _ = answerer.handle_read(TaggedBytesMut { now, transport, message: BytesMut::from(&packet.message[..]) });
+            let _ = answerer.handle_read(TaggedBytesMut {
+                now,
+                transport,
+                message: BytesMut::from(&packet.message[..]),
+            });
         }
         while let Some(packet) = answerer.poll_write() {
             moved = true;
@@ -87,10 +91,16 @@ fn the_dtls_client_hello_leaves_when_ice_connects_not_on_a_later_timer() {
                 ecn: None,
                 transport_protocol: TransportProtocol::UDP,
             };
-            let _ = offerer.handle_read(TaggedBytesMut { now, transport, message: BytesMut::from(&packet.message[..]) });
+            let _ = offerer.handle_read(TaggedBytesMut {
+                now,
+                transport,
+                message: BytesMut::from(&packet.message[..]),
+            });
         }
         while let Some(event) = offerer.poll_event() {
-            if let RTCPeerConnectionEvent::OnIceConnectionStateChangeEvent(RTCIceConnectionState::Connected) = event {
+            if let RTCPeerConnectionEvent::OnIceConnectionStateChangeEvent(RTCIceConnectionState::Connected) =
+                event
+            {
                 ice_connected_at.get_or_insert(now);
             }
         }
