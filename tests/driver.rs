@@ -28,7 +28,7 @@ async fn a_data_channel_opens_without_waiting_for_the_drivers_timer() {
         bob.close_input();
         let _ = tokio::join!(alice.finish(), bob.finish());
     }
-    // Fixed: ~50 ms in a debug build. Published crate: ~450 ms, two driver timers.
+    // Fixed: ~30 ms in a debug build. Published crate: ~450 ms, two driver timers.
     assert!(best < Duration::from_millis(250), "the best open took {best:?}");
 }
 
