@@ -45,6 +45,32 @@ fn peer(start: Instant, addr: SocketAddr, answering_role: RTCDtlsRole) -> RTCPee
     pc
 }
 
+/// Hands everything `from` has to send to `to`, as if over UDP between the two addresses;
+/// `seen` looks at each packet first. Returns whether there was anything.
+fn carry(
+    from: &mut RTCPeerConnection,
+    to: &mut RTCPeerConnection,
+    from_addr: SocketAddr,
+    to_addr: SocketAddr,
+    now: Instant,
+    mut seen: impl FnMut(&[u8]),
+) -> bool {
+    let mut moved = false;
+    while let Some(packet) = from.poll_write() {
+        moved = true;
+        seen(&packet.message);
+        let transport = TransportContext {
+            local_addr: to_addr,
+            peer_addr: from_addr,
+            ecn: None,
+            transport_protocol: TransportProtocol::UDP,
+        };
+        let _ =
+            to.handle_read(TaggedBytesMut { now, transport, message: BytesMut::from(&packet.message[..]) });
+    }
+    moved
+}
+
 #[test]
 fn the_dtls_client_hello_leaves_when_ice_connects_not_on_a_later_timer() {
     let start = Instant::now();
@@ -65,38 +91,13 @@ fn the_dtls_client_hello_leaves_when_ice_connects_not_on_a_later_timer() {
     let mut ice_connected_at = None;
     let mut client_hello_at = None;
     while client_hello_at.is_none() && now < start + Duration::from_secs(10) {
-        let mut moved = false;
-        while let Some(packet) = offerer.poll_write() {
-            moved = true;
-            if is_dtls(&packet.message) && client_hello_at.is_none() {
-                client_hello_at = Some(now);
+        let offered = carry(&mut offerer, &mut answerer, offer_addr, answer_addr, now, |packet| {
+            if is_dtls(packet) {
+                client_hello_at.get_or_insert(now);
             }
-            let transport = TransportContext {
-                local_addr: answer_addr,
-                peer_addr: offer_addr,
-                ecn: None,
-                transport_protocol: TransportProtocol::UDP,
-            };
-            let _ = answerer.handle_read(TaggedBytesMut {
-                now,
-                transport,
-                message: BytesMut::from(&packet.message[..]),
-            });
-        }
-        while let Some(packet) = answerer.poll_write() {
-            moved = true;
-            let transport = TransportContext {
-                local_addr: offer_addr,
-                peer_addr: answer_addr,
-                ecn: None,
-                transport_protocol: TransportProtocol::UDP,
-            };
-            let _ = offerer.handle_read(TaggedBytesMut {
-                now,
-                transport,
-                message: BytesMut::from(&packet.message[..]),
-            });
-        }
+        });
+        let answered = carry(&mut answerer, &mut offerer, answer_addr, offer_addr, now, |_| {});
+        let moved = offered || answered;
         while let Some(event) = offerer.poll_event() {
             if let RTCPeerConnectionEvent::OnIceConnectionStateChangeEvent(RTCIceConnectionState::Connected) =
                 event
