@@ -4,72 +4,17 @@
 //! sees whether the ClientHello needed a timer to leave. On the published crate it waits
 //! for the next timer, which is the next ICE check.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
-use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use common::sansio::{carry, is_dtls, peer};
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::event::RTCPeerConnectionEvent;
 use rtc::peer_connection::state::RTCIceConnectionState;
-use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate};
-use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::peer_connection::transport::RTCDtlsRole;
 use rtc::sansio::Protocol;
-use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
-
-/// A DTLS record starts with its content type, 20-63; STUN starts with 0 or 1.
-fn is_dtls(packet: &[u8]) -> bool {
-    packet.first().is_some_and(|b| (20..=63).contains(b))
-}
-
-fn peer(start: Instant, addr: SocketAddr, answering_role: RTCDtlsRole) -> RTCPeerConnection {
-    let settings = SettingEngineBuilder::new().with_answering_dtls_role(answering_role).build();
-    let mut pc = RTCPeerConnectionBuilder::new()
-        .with_configuration(RTCConfigurationBuilder::new().build())
-        .with_setting_engine(settings)
-        .build(start)
-        .expect("a peer connection");
-    let host = CandidateHostConfig {
-        base_config: CandidateConfig {
-            network: "udp".to_owned(),
-            address: addr.ip().to_string(),
-            port: addr.port(),
-            component: 1,
-            ..Default::default()
-        },
-        ..Default::default()
-    }
-    .new_candidate_host()
-    .expect("a host candidate");
-    pc.add_local_candidate(RTCIceCandidate::from(&host).to_json().expect("candidate JSON")).expect("added");
-    pc
-}
-
-/// Hands everything `from` has to send to `to`, as if over UDP between the two addresses;
-/// `seen` looks at each packet first. Returns whether there was anything.
-fn carry(
-    from: &mut RTCPeerConnection,
-    to: &mut RTCPeerConnection,
-    from_addr: SocketAddr,
-    to_addr: SocketAddr,
-    now: Instant,
-    mut seen: impl FnMut(&[u8]),
-) -> bool {
-    let mut moved = false;
-    while let Some(packet) = from.poll_write() {
-        moved = true;
-        seen(&packet.message);
-        let transport = TransportContext {
-            local_addr: to_addr,
-            peer_addr: from_addr,
-            ecn: None,
-            transport_protocol: TransportProtocol::UDP,
-        };
-        let _ =
-            to.handle_read(TaggedBytesMut { now, transport, message: BytesMut::from(&packet.message[..]) });
-    }
-    moved
-}
 
 #[test]
 fn the_dtls_client_hello_leaves_when_ice_connects_not_on_a_later_timer() {
@@ -77,8 +22,9 @@ fn the_dtls_client_hello_leaves_when_ice_connects_not_on_a_later_timer() {
     let (offer_addr, answer_addr): (SocketAddr, SocketAddr) =
         ("10.0.0.1:4000".parse().expect("addr"), "10.0.0.2:5000".parse().expect("addr"));
     // As peertalk sets it up: the answerer is the DTLS server, the offerer the client.
-    let mut offerer = peer(start, offer_addr, RTCDtlsRole::Server);
-    let mut answerer = peer(start, answer_addr, RTCDtlsRole::Server);
+    let server = || SettingEngineBuilder::new().with_answering_dtls_role(RTCDtlsRole::Server);
+    let (mut offerer, _) = peer(start, offer_addr, server());
+    let (mut answerer, _) = peer(start, answer_addr, server());
     offerer.create_data_channel("chat", None).expect("a channel");
     let offer = offerer.create_offer(None).expect("an offer");
     offerer.set_local_description(start, offer.clone()).expect("local offer");

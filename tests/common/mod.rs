@@ -7,9 +7,11 @@
 pub mod audio;
 pub mod browser;
 pub mod files;
+pub mod in_process;
 pub mod mitm;
 pub mod netns;
 pub mod redis;
+pub mod sansio;
 pub mod turn;
 
 use std::path::PathBuf;

@@ -1289,6 +1289,10 @@ impl PeerConnection for PeerConnectionImpl {
             let mut core = self.inner.core.lock().await;
             core.add_remote_candidate(candidate.clone())?;
         }
+        // peertalk patch: a new remote candidate makes the ICE agent ask for a check at
+        // once (its `poll_timeout` turns immediate); wake the driver so it re-polls its
+        // timeout instead of sleeping until the next check tick.
+        self.inner.wake_writes().await;
 
         let candidate_str = match candidate.candidate.strip_prefix("candidate:") {
             Some(s) => s,

@@ -1,0 +1,74 @@
+//! Sans-I/O peer connections (the `rtc` core, no sockets, no driver) trading packets in
+//! memory on a virtual clock: for tests of what the stack sends when, free of timing noise.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::transport::{
+    CandidateConfig, CandidateHostConfig, RTCIceCandidate, RTCIceCandidateInit,
+};
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+
+/// A DTLS record starts with its content type, 20-63; STUN starts with 0 or 1.
+pub fn is_dtls(packet: &[u8]) -> bool {
+    packet.first().is_some_and(|b| (20..=63).contains(b))
+}
+
+/// A peer connection with one host candidate at `addr`, which it also returns.
+pub fn peer(
+    start: Instant,
+    addr: SocketAddr,
+    settings: SettingEngineBuilder,
+) -> (RTCPeerConnection, RTCIceCandidateInit) {
+    let mut pc = RTCPeerConnectionBuilder::new()
+        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_setting_engine(settings.build())
+        .build(start)
+        .expect("a peer connection");
+    let host = CandidateHostConfig {
+        base_config: CandidateConfig {
+            network: "udp".to_owned(),
+            address: addr.ip().to_string(),
+            port: addr.port(),
+            component: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+    .new_candidate_host()
+    .expect("a host candidate");
+    let candidate = RTCIceCandidate::from(&host).to_json().expect("candidate JSON");
+    pc.add_local_candidate(candidate.clone()).expect("added");
+    (pc, candidate)
+}
+
+/// Hands everything `from` has to send to `to`, as if over UDP between the two addresses;
+/// `seen` looks at each packet first. Returns whether there was anything.
+pub fn carry(
+    from: &mut RTCPeerConnection,
+    to: &mut RTCPeerConnection,
+    from_addr: SocketAddr,
+    to_addr: SocketAddr,
+    now: Instant,
+    mut seen: impl FnMut(&[u8]),
+) -> bool {
+    let mut moved = false;
+    while let Some(packet) = from.poll_write() {
+        moved = true;
+        seen(&packet.message);
+        let transport = TransportContext {
+            local_addr: to_addr,
+            peer_addr: from_addr,
+            ecn: None,
+            transport_protocol: TransportProtocol::UDP,
+        };
+        let _ =
+            to.handle_read(TaggedBytesMut { now, transport, message: BytesMut::from(&packet.message[..]) });
+    }
+    moved
+}

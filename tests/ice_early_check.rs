@@ -1,0 +1,85 @@
+//! A candidate signalled after the peer's first check already came from its address is
+//! nominated at once: the fix in `vendor/rtc-ice` (see vendor/PATCHES.md). With checks
+//! sent as soon as candidates arrive, the answerer's check often reaches the offerer
+//! before the answerer's candidate does (it goes through the relay), so the offerer first
+//! knows that address as peer-reflexive. On the published crate the signalled candidate
+//! is added as a twin that never sees a response, and nomination waits out the
+//! peer-reflexive wait (100 ms on our settings; 1 s here, to make it plain).
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use common::sansio::{carry, peer};
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::event::RTCPeerConnectionEvent;
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::state::RTCIceConnectionState;
+use rtc::peer_connection::transport::RTCDtlsRole;
+use rtc::sansio::Protocol;
+
+/// Each step that moves packets takes this long on the virtual clock: a link's latency.
+const STEP: Duration = Duration::from_micros(50);
+const PRFLX_WAIT: Duration = Duration::from_secs(1);
+
+#[test]
+fn a_candidate_signalled_after_its_first_check_is_nominated_without_the_peer_reflexive_wait() {
+    let start = Instant::now();
+    let (offer_addr, answer_addr): (SocketAddr, SocketAddr) =
+        ("10.0.0.1:4000".parse().expect("addr"), "10.0.0.2:5000".parse().expect("addr"));
+    let settings = || {
+        SettingEngineBuilder::new()
+            .with_answering_dtls_role(RTCDtlsRole::Server)
+            .with_prflx_acceptance_min_wait(Some(PRFLX_WAIT))
+    };
+    let (mut offerer, _) = peer(start, offer_addr, settings());
+    let (mut answerer, answerer_candidate) = peer(start, answer_addr, settings());
+    offerer.create_data_channel("chat", None).expect("a channel");
+    let offer = offerer.create_offer(None).expect("an offer");
+    offerer.set_local_description(start, offer.clone()).expect("local offer");
+    answerer.set_remote_description(start, offer).expect("remote offer");
+    let answer = answerer.create_answer(None).expect("an answer");
+    answerer.set_local_description(start, answer.clone()).expect("local answer");
+    // The answer reaches the offerer without the candidate, which trickles in later.
+    let trimmed: String =
+        answer.sdp.lines().filter(|l| !l.starts_with("a=candidate")).map(|l| format!("{l}\r\n")).collect();
+    offerer
+        .set_remote_description(start, RTCSessionDescription::answer(trimmed).expect("an answer"))
+        .expect("remote answer");
+
+    let mut now = start;
+    let mut trickled = false;
+    let mut ice_connected_at = None;
+    while ice_connected_at.is_none() && now < start + Duration::from_secs(10) {
+        let offered = carry(&mut offerer, &mut answerer, offer_addr, answer_addr, now, |_| {});
+        let answered = carry(&mut answerer, &mut offerer, answer_addr, offer_addr, now, |_| {});
+        if answered && !trickled {
+            // The answerer's first check has reached the offerer: now its candidate does.
+            trickled = true;
+            offerer.add_remote_candidate(answerer_candidate.clone()).expect("candidate added");
+        }
+        while let Some(event) = offerer.poll_event() {
+            if let RTCPeerConnectionEvent::OnIceConnectionStateChangeEvent(RTCIceConnectionState::Connected) =
+                event
+            {
+                ice_connected_at.get_or_insert(now);
+            }
+        }
+        while answerer.poll_event().is_some() {}
+        while offerer.poll_read().is_some() {}
+        while answerer.poll_read().is_some() {}
+        now = if offered || answered {
+            now + STEP
+        } else {
+            let far = now + Duration::from_secs(1);
+            offerer.poll_timeout().unwrap_or(far).min(answerer.poll_timeout().unwrap_or(far)).max(now)
+        };
+        let _ = offerer.handle_timeout(now);
+        let _ = answerer.handle_timeout(now);
+    }
+    assert!(trickled, "the answerer never sent a check");
+    let connected = ice_connected_at.expect("ICE connected").duration_since(start);
+    // Fixed: a few steps. Published crate: the peer-reflexive wait, 1 s.
+    assert!(connected < PRFLX_WAIT / 10, "ICE connected after {connected:?}");
+}
