@@ -11,11 +11,9 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::sansio::{carry, peer};
+use common::sansio::{carry, drain, next_deadline, peer};
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
-use rtc::peer_connection::event::RTCPeerConnectionEvent;
 use rtc::peer_connection::sdp::RTCSessionDescription;
-use rtc::peer_connection::state::RTCIceConnectionState;
 use rtc::peer_connection::transport::RTCDtlsRole;
 use rtc::sansio::Protocol;
 
@@ -59,22 +57,10 @@ fn a_candidate_signalled_after_its_first_check_is_nominated_without_the_peer_ref
             trickled = true;
             offerer.add_remote_candidate(answerer_candidate.clone()).expect("candidate added");
         }
-        while let Some(event) = offerer.poll_event() {
-            if let RTCPeerConnectionEvent::OnIceConnectionStateChangeEvent(RTCIceConnectionState::Connected) =
-                event
-            {
-                ice_connected_at.get_or_insert(now);
-            }
+        if drain(&mut offerer, &mut answerer) {
+            ice_connected_at.get_or_insert(now);
         }
-        while answerer.poll_event().is_some() {}
-        while offerer.poll_read().is_some() {}
-        while answerer.poll_read().is_some() {}
-        now = if offered || answered {
-            now + STEP
-        } else {
-            let far = now + Duration::from_secs(1);
-            offerer.poll_timeout().unwrap_or(far).min(answerer.poll_timeout().unwrap_or(far)).max(now)
-        };
+        now = if offered || answered { now + STEP } else { next_deadline(&mut offerer, &mut answerer, now) };
         let _ = offerer.handle_timeout(now);
         let _ = answerer.handle_timeout(now);
     }

@@ -2,11 +2,13 @@
 //! memory on a virtual clock: for tests of what the stack sends when, free of timing noise.
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::event::RTCPeerConnectionEvent;
+use rtc::peer_connection::state::RTCIceConnectionState;
 use rtc::peer_connection::transport::{
     CandidateConfig, CandidateHostConfig, RTCIceCandidate, RTCIceCandidateInit,
 };
@@ -71,4 +73,26 @@ pub fn carry(
             to.handle_read(TaggedBytesMut { now, transport, message: BytesMut::from(&packet.message[..]) });
     }
     moved
+}
+
+/// Takes every event and read both peers have; says whether `watched` reported that ICE
+/// connected among them.
+pub fn drain(watched: &mut RTCPeerConnection, other: &mut RTCPeerConnection) -> bool {
+    let mut connected = false;
+    while let Some(event) = watched.poll_event() {
+        connected |= matches!(
+            event,
+            RTCPeerConnectionEvent::OnIceConnectionStateChangeEvent(RTCIceConnectionState::Connected)
+        );
+    }
+    while other.poll_event().is_some() {}
+    while watched.poll_read().is_some() {}
+    while other.poll_read().is_some() {}
+    connected
+}
+
+/// The earlier of the two peers' next deadlines (at most a second away), never before `now`.
+pub fn next_deadline(a: &mut RTCPeerConnection, b: &mut RTCPeerConnection, now: Instant) -> Instant {
+    let far = now + Duration::from_secs(1);
+    a.poll_timeout().unwrap_or(far).min(b.poll_timeout().unwrap_or(far)).max(now)
 }
