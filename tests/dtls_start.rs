@@ -9,7 +9,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::sansio::{carry, drain, is_dtls, next_deadline, peer};
+use common::sansio::{carry, drain, is_dtls, next_deadline, offer_and_answer, peer};
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::transport::RTCDtlsRole;
 use rtc::sansio::Protocol;
@@ -23,12 +23,7 @@ fn the_dtls_client_hello_leaves_when_ice_connects_not_on_a_later_timer() {
     let server = || SettingEngineBuilder::new().with_answering_dtls_role(RTCDtlsRole::Server);
     let (mut offerer, _) = peer(start, offer_addr, server());
     let (mut answerer, _) = peer(start, answer_addr, server());
-    offerer.create_data_channel("chat", None).expect("a channel");
-    let offer = offerer.create_offer(None).expect("an offer");
-    offerer.set_local_description(start, offer.clone()).expect("local offer");
-    answerer.set_remote_description(start, offer).expect("remote offer");
-    let answer = answerer.create_answer(None).expect("an answer");
-    answerer.set_local_description(start, answer.clone()).expect("local answer");
+    let answer = offer_and_answer(&mut offerer, &mut answerer, start);
     offerer.set_remote_description(start, answer).expect("remote answer");
 
     let mut now = start;

@@ -11,7 +11,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::sansio::{carry, drain, next_deadline, peer};
+use common::sansio::{carry, drain, next_deadline, offer_and_answer, peer};
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::transport::RTCDtlsRole;
@@ -33,12 +33,7 @@ fn a_candidate_signalled_after_its_first_check_is_nominated_without_the_peer_ref
     };
     let (mut offerer, _) = peer(start, offer_addr, settings());
     let (mut answerer, answerer_candidate) = peer(start, answer_addr, settings());
-    offerer.create_data_channel("chat", None).expect("a channel");
-    let offer = offerer.create_offer(None).expect("an offer");
-    offerer.set_local_description(start, offer.clone()).expect("local offer");
-    answerer.set_remote_description(start, offer).expect("remote offer");
-    let answer = answerer.create_answer(None).expect("an answer");
-    answerer.set_local_description(start, answer.clone()).expect("local answer");
+    let answer = offer_and_answer(&mut offerer, &mut answerer, start);
     // The answer reaches the offerer without the candidate, which trickles in later.
     let trimmed: String =
         answer.sdp.lines().filter(|l| !l.starts_with("a=candidate")).map(|l| format!("{l}\r\n")).collect();

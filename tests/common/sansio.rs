@@ -8,6 +8,7 @@ use bytes::BytesMut;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::event::RTCPeerConnectionEvent;
+use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCIceConnectionState;
 use rtc::peer_connection::transport::{
     CandidateConfig, CandidateHostConfig, RTCIceCandidate, RTCIceCandidateInit,
@@ -95,4 +96,20 @@ pub fn drain(watched: &mut RTCPeerConnection, other: &mut RTCPeerConnection) -> 
 pub fn next_deadline(a: &mut RTCPeerConnection, b: &mut RTCPeerConnection, now: Instant) -> Instant {
     let far = now + Duration::from_secs(1);
     a.poll_timeout().unwrap_or(far).min(b.poll_timeout().unwrap_or(far)).max(now)
+}
+
+/// The offerer opens a chat channel and offers; the answerer takes the offer and answers.
+/// Returns the answer, for the test to hand to the offerer as it likes.
+pub fn offer_and_answer(
+    offerer: &mut RTCPeerConnection,
+    answerer: &mut RTCPeerConnection,
+    start: Instant,
+) -> RTCSessionDescription {
+    offerer.create_data_channel("chat", None).expect("a channel");
+    let offer = offerer.create_offer(None).expect("an offer");
+    offerer.set_local_description(start, offer.clone()).expect("local offer");
+    answerer.set_remote_description(start, offer).expect("remote offer");
+    let answer = answerer.create_answer(None).expect("an answer");
+    answerer.set_local_description(start, answer.clone()).expect("local answer");
+    answer
 }
