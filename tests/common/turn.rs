@@ -24,14 +24,17 @@ impl Turn {
         let n = STARTED.fetch_add(1, Ordering::Relaxed);
         let port = free_udp_port();
         // Relay ports apart from other instances (parallel tests, other test binaries).
-        let base = 40_000 + (std::process::id() % 400) as u16 * 50 + n * 10;
+        // coturn frees a released allocation's port about a second later, and a client
+        // takes two (its start-up check, then its connection), so a run of quick
+        // connections needs room: 50 ports per instance, 5 instances per process.
+        let base = 40_000 + (std::process::id() % 80) as u16 * 250 + (n % 5) * 50;
         let dir = std::env::temp_dir().join(format!("peertalk-turn-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("make the TURN directory");
         let config = format!(
             "listening-ip=127.0.0.1\nrelay-ip=127.0.0.1\nlistening-port={port}\nmin-port={base}\nmax-port={}\n\
              lt-cred-mech\nuser={USER}:{PASSWORD}\nrealm=peertalk.test\nfingerprint\nno-tls\nno-dtls\nno-cli\n\
              allow-loopback-peers\nuserdb={}\npidfile={}\nlog-file=stdout\nsimple-log\n",
-            base + 9,
+            base + 49,
             dir.join("turndb").display(),
             dir.join("turnserver.pid").display(),
         );

@@ -849,7 +849,12 @@ where
             self.inner.write_pending.store(false, Ordering::Release);
             self.poll_writes().await?;
             self.poll_events().await;
-            self.poll_reads().await?;
+            // peertalk patch: data that came through the TURN relayer reaches the core
+            // only in `poll_reads`, after this pass polled the core's events; handle what
+            // it caused (DTLS done → SCTP starts) now rather than after the next timer.
+            if self.poll_reads().await? {
+                self.poll_events().await;
+            }
             // peertalk patch: handling events and reads queues packets too (the SCTP INIT,
             // the DCEP OPEN, SACKs); send them now rather than after the next timer.
             self.poll_writes().await?;
@@ -2135,14 +2140,16 @@ where
         }
     }
 
-    async fn poll_reads(&mut self) -> Result<()> {
+    /// Returns whether it handed the core data from the TURN relayer (peertalk patch).
+    async fn poll_reads(&mut self) -> Result<bool> {
         // 3.a turn_relayer poll_read() - deliver decapsulated relay data,
         // but no need for stun_gatherer poll_read()
         let mut turn_messages = Vec::new();
         while let Some(message) = self.turn_relayer.poll_read() {
             turn_messages.push(message);
         }
-        if !turn_messages.is_empty() {
+        let relayed = !turn_messages.is_empty();
+        if relayed {
             let mut core = self.inner.core.lock().await;
             for message in turn_messages {
                 core.handle_read(message)?;
@@ -2163,14 +2170,14 @@ where
         // `a_rwnd` falls, and the peer slows down. Draining regardless would move the backlog
         // into this process's heap and throttle nobody.
         if self.flush_pending_data_channel_events().await {
-            return Ok(());
+            return Ok(relayed);
         }
 
         for message in Self::drain_core_data(self.inner.clone()).await {
             self.handle_rtc_message(message).await;
         }
 
-        Ok(())
+        Ok(relayed)
     }
 
     async fn poll_timeout(&mut self) -> Instant {
