@@ -9,7 +9,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::sansio::{carry, drain, is_dtls, next_deadline, offer_and_answer, peer};
+use common::sansio::{carry, drain, ice_connected, is_dtls, next_deadline, offer_and_answer, peer};
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::transport::RTCDtlsRole;
 use rtc::sansio::Protocol;
@@ -34,10 +34,11 @@ fn the_dtls_client_hello_leaves_when_ice_connects_not_on_a_later_timer() {
             if is_dtls(packet) {
                 client_hello_at.get_or_insert(now);
             }
+            true
         });
-        let answered = carry(&mut answerer, &mut offerer, answer_addr, offer_addr, now, |_| {});
+        let answered = carry(&mut answerer, &mut offerer, answer_addr, offer_addr, now, |_| true);
         let moved = offered || answered;
-        if drain(&mut offerer, &mut answerer) {
+        if drain(&mut offerer, &mut answerer, ice_connected) {
             ice_connected_at.get_or_insert(now);
         }
         if moved {

@@ -11,7 +11,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::sansio::{carry, drain, next_deadline, offer_and_answer, peer};
+use common::sansio::{carry, drain, ice_connected, next_deadline, offer_and_answer, peer};
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::transport::RTCDtlsRole;
@@ -45,14 +45,14 @@ fn a_candidate_signalled_after_its_first_check_is_nominated_without_the_peer_ref
     let mut trickled = false;
     let mut ice_connected_at = None;
     while ice_connected_at.is_none() && now < start + Duration::from_secs(10) {
-        let offered = carry(&mut offerer, &mut answerer, offer_addr, answer_addr, now, |_| {});
-        let answered = carry(&mut answerer, &mut offerer, answer_addr, offer_addr, now, |_| {});
+        let offered = carry(&mut offerer, &mut answerer, offer_addr, answer_addr, now, |_| true);
+        let answered = carry(&mut answerer, &mut offerer, answer_addr, offer_addr, now, |_| true);
         if answered && !trickled {
             // The answerer's first check has reached the offerer: now its candidate does.
             trickled = true;
             offerer.add_remote_candidate(answerer_candidate.clone()).expect("candidate added");
         }
-        if drain(&mut offerer, &mut answerer) {
+        if drain(&mut offerer, &mut answerer, ice_connected) {
             ice_connected_at.get_or_insert(now);
         }
         now = if offered || answered { now + STEP } else { next_deadline(&mut offerer, &mut answerer, now) };

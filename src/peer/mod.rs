@@ -69,10 +69,11 @@ const RESTART_EVERY: Duration = Duration::from_secs(4);
 const ICE_RESTARTS: u32 = 2;
 
 /// How long the DTLS handshake may take once ICE has a path before the offerer starts the
-/// connection again. rtc-dtls 0.21.1 can stall for good on a lossy path: a server whose
-/// reply flight was lost cancels its retransmit timer when the client's repeated hello
-/// arrives first, and never sends the flight again. A healthy handshake needs one round
-/// trip per flight plus 1 s per lost one, well under this.
+/// connection again. Nothing else restarts a connection that never got through: a
+/// handshake that gives up (its retransmissions spent on a very lossy path, or the peer's
+/// DTLS failing) would leave it failed for good. A healthy handshake needs one round trip
+/// per flight plus about 1 s per lost one, well under this. (rtc-dtls 0.21.1 also stalled
+/// for good when a server's reply flight was lost; `vendor/rtc-dtls` fixes that.)
 const DTLS_STALL: Duration = Duration::from_secs(5);
 /// New connections made for stalled handshakes before the stall is left to fail.
 const DTLS_STALL_RETRIES: u32 = 3;

@@ -9,7 +9,7 @@ use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::event::RTCPeerConnectionEvent;
 use rtc::peer_connection::sdp::RTCSessionDescription;
-use rtc::peer_connection::state::RTCIceConnectionState;
+use rtc::peer_connection::state::{RTCIceConnectionState, RTCPeerConnectionState};
 use rtc::peer_connection::transport::{
     CandidateConfig, CandidateHostConfig, RTCIceCandidate, RTCIceCandidateInit,
 };
@@ -51,19 +51,22 @@ pub fn peer(
 }
 
 /// Hands everything `from` has to send to `to`, as if over UDP between the two addresses;
-/// `seen` looks at each packet first. Returns whether there was anything.
+/// `arrives` looks at each packet first and says whether it gets there (or is lost).
+/// Returns whether there was anything to send.
 pub fn carry(
     from: &mut RTCPeerConnection,
     to: &mut RTCPeerConnection,
     from_addr: SocketAddr,
     to_addr: SocketAddr,
     now: Instant,
-    mut seen: impl FnMut(&[u8]),
+    mut arrives: impl FnMut(&[u8]) -> bool,
 ) -> bool {
     let mut moved = false;
     while let Some(packet) = from.poll_write() {
         moved = true;
-        seen(&packet.message);
+        if !arrives(&packet.message) {
+            continue;
+        }
         let transport = TransportContext {
             local_addr: to_addr,
             peer_addr: from_addr,
@@ -76,20 +79,31 @@ pub fn carry(
     moved
 }
 
-/// Takes every event and read both peers have; says whether `watched` reported that ICE
-/// connected among them.
-pub fn drain(watched: &mut RTCPeerConnection, other: &mut RTCPeerConnection) -> bool {
-    let mut connected = false;
+/// Takes every event and read both peers have; says whether `watched` reported an event
+/// that `wanted` picks among them.
+pub fn drain(
+    watched: &mut RTCPeerConnection,
+    other: &mut RTCPeerConnection,
+    wanted: impl Fn(&RTCPeerConnectionEvent) -> bool,
+) -> bool {
+    let mut seen = false;
     while let Some(event) = watched.poll_event() {
-        connected |= matches!(
-            event,
-            RTCPeerConnectionEvent::OnIceConnectionStateChangeEvent(RTCIceConnectionState::Connected)
-        );
+        seen |= wanted(&event);
     }
     while other.poll_event().is_some() {}
     while watched.poll_read().is_some() {}
     while other.poll_read().is_some() {}
-    connected
+    seen
+}
+
+/// ICE found a path.
+pub fn ice_connected(event: &RTCPeerConnectionEvent) -> bool {
+    matches!(event, RTCPeerConnectionEvent::OnIceConnectionStateChangeEvent(RTCIceConnectionState::Connected))
+}
+
+/// The whole connection is up: ICE and DTLS (the peer connection state).
+pub fn connected(event: &RTCPeerConnectionEvent) -> bool {
+    matches!(event, RTCPeerConnectionEvent::OnConnectionStateChangeEvent(RTCPeerConnectionState::Connected))
 }
 
 /// The earlier of the two peers' next deadlines (at most a second away), never before `now`.
