@@ -18,10 +18,14 @@ pub fn for_terminal(text: &str) -> String {
     text.chars().map(|c| if is_unsafe_char(c) { stand_in(c) } else { c }).collect()
 }
 
-/// A byte scan the compiler vectorises: every unsafe character is encoded starting with
-/// a byte below 0x20, 0x7F (DEL), 0xC2 (C1 controls) or 0xE2 (bidirectional controls).
+/// A byte scan: every unsafe character is encoded starting with a byte below 0x20, 0x7F
+/// (DEL), 0xC2 (C1 controls) or 0xE2 (bidirectional controls). Each 64-byte chunk is
+/// folded without an early exit, which the compiler vectorises; a plain `any` stops at
+/// every byte and took a tenth of a bulk receiver's time.
 fn might_be_unsafe(text: &str) -> bool {
-    text.bytes().any(|b| b < 0x20 || b == 0x7F || b == 0xC2 || b == 0xE2)
+    text.as_bytes().chunks(64).any(|chunk| {
+        chunk.iter().fold(false, |seen, &b| seen | (b < 0x20) | (b == 0x7F) | (b == 0xC2) | (b == 0xE2))
+    })
 }
 
 fn stand_in(c: char) -> char {
