@@ -190,6 +190,13 @@ pub enum CliCommand {
     /// Print your identity's fingerprint (SHA-256 of your DTLS certificate, as SDP writes
     /// it), for peers to compare; it is made on first use.
     Id,
+    /// Print a completion script for SHELL on stdout (the README says where to put it).
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) on stdout: `peertalk man | man -l -`.
+    Man,
 }
 
 fn after_help() -> String {

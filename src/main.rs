@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Mutex;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use peertalk::cli::{Cli, CliCommand, Config};
 use peertalk::exit::Outcome;
 use tracing_subscriber::EnvFilter;
@@ -17,8 +17,21 @@ const DEFAULT_LOG: &str = "error,peertalk=warn,peertalk_signal=warn";
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if cli.command == Some(CliCommand::Id) {
-        return report(&print_identity(cli.identity));
+    match cli.command {
+        Some(CliCommand::Id) => return report(&print_identity(cli.identity)),
+        Some(CliCommand::Completions { shell }) => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "peertalk", &mut script);
+            return print_document(&script, "completion script");
+        }
+        Some(CliCommand::Man) => {
+            let mut page = Vec::new();
+            if let Err(e) = clap_mangen::Man::new(Cli::command()).render(&mut page) {
+                return report(&Outcome::Internal(format!("could not make the manual page: {e}")));
+            }
+            return print_document(&page, "manual page");
+        }
+        None => {}
     }
     let config = match cli.into_config() {
         Ok(config) => config,
@@ -45,6 +58,18 @@ fn main() -> ExitCode {
 
 /// Logs go to stderr, except while the interface owns the terminal: then to a file, so
 /// nothing draws over the screen.
+/// Writes a generated document to stdout. A reader that stops early (`| head`) is not a
+/// failure.
+fn print_document(document: &[u8], what: &str) -> ExitCode {
+    use std::io::Write as _;
+    match std::io::stdout().lock().write_all(document) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            report(&Outcome::Internal(format!("could not write the {what} to stdout: {e}")))
+        }
+        _ => ExitCode::SUCCESS,
+    }
+}
+
 fn init_logging(config: &Config, interface: bool) {
     let filter = EnvFilter::try_from_env("PEERTALK_LOG").unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);

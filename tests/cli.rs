@@ -72,6 +72,45 @@ async fn help_documents_the_exit_codes() {
     }
 }
 
+/// Completion scripts and manual pages are made from the flags, for both binaries.
+#[tokio::test(flavor = "multi_thread")]
+async fn completions_and_manual_pages_list_every_flag() {
+    for (shell, opening) in
+        [("bash", "_peertalk()"), ("zsh", "#compdef peertalk"), ("fish", "complete -c peertalk")]
+    {
+        let (code, script) = Client::spawn(&["completions", shell], Stdio::null()).finish_text().await;
+        assert_eq!(code, Some(0), "{shell}");
+        assert!(script.contains(opening) && script.contains("relay-only"), "{shell}:\n{script}");
+    }
+    let (code, page) = Client::spawn(&["man"], Stdio::null()).finish_text().await;
+    assert_eq!(code, Some(0));
+    assert!(page.contains(".TH peertalk 1") && page.contains("relay\\-only"), "{page}");
+
+    let relay = |args: &[&str]| {
+        std::process::Command::new(common::relay_bin()).args(args).output().expect("run peertalk-signal")
+    };
+    let script = relay(&["completions", "fish"]);
+    assert!(script.status.success());
+    assert!(String::from_utf8_lossy(&script.stdout).contains("complete -c peertalk-signal"));
+    let page = relay(&["man"]);
+    assert!(page.status.success());
+    let page = String::from_utf8_lossy(&page.stdout);
+    assert!(page.contains(".TH peertalk-signal 1") && page.contains("max\\-frame\\-bytes"), "{page}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_shell_exits_2_naming_the_ones_there_are() {
+    let (code, _) = Client::spawn(&["completions", "tcsh"], Stdio::null()).finish_text().await;
+    assert_eq!(code, Some(2));
+    let relay = std::process::Command::new(common::relay_bin())
+        .args(["completions", "tcsh"])
+        .output()
+        .expect("run peertalk-signal");
+    assert_eq!(relay.status.code(), Some(2));
+    let why = String::from_utf8_lossy(&relay.stderr);
+    assert!(why.contains("invalid value 'tcsh'") && why.contains("bash, elvish, fish"), "{why}");
+}
+
 /// Uses the fixed default address 127.0.0.1:8787; no other test does.
 #[tokio::test(flavor = "multi_thread")]
 async fn two_clients_without_a_relay_address_find_each_other() {

@@ -138,6 +138,13 @@ enum Tool {
         #[arg(long, default_value = "1h", value_parser = peertalk_signal::token::parse_ttl)]
         ttl: u64,
     },
+    /// Print a completion script for SHELL on stdout (peertalk's README says where to put it).
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) on stdout: `peertalk-signal man | man -l -`.
+    Man,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -177,14 +184,41 @@ fn positive_seconds(s: &str) -> Result<f64, String> {
     }
 }
 
+/// Writes a generated document to stdout. A reader that stops early (`| head`) is not a
+/// failure.
+fn print_document(document: &[u8], what: &str) -> ExitCode {
+    use std::io::Write as _;
+    match std::io::stdout().lock().write_all(document) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            eprintln!("peertalk-signal: could not write the {what} to stdout: {e}");
+            ExitCode::FAILURE
+        }
+        _ => ExitCode::SUCCESS,
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = match parse_cli() {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    if let Some(Tool::Token { room, ttl }) = &cli.tool {
-        return mint(cli.token_key_file.as_deref(), room, *ttl);
+    match &cli.tool {
+        Some(Tool::Token { room, ttl }) => return mint(cli.token_key_file.as_deref(), room, *ttl),
+        Some(Tool::Completions { shell }) => {
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "peertalk-signal", &mut script);
+            return print_document(&script, "completion script");
+        }
+        Some(Tool::Man) => {
+            let mut page = Vec::new();
+            if let Err(e) = clap_mangen::Man::new(Cli::command()).render(&mut page) {
+                eprintln!("peertalk-signal: could not make the manual page: {e}");
+                return ExitCode::FAILURE;
+            }
+            return print_document(&page, "manual page");
+        }
+        None => {}
     }
     let logs = tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
