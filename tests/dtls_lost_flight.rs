@@ -7,12 +7,9 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::sansio::{carry, connected, drain, next_deadline, offer_and_answer, peer};
-use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
-use rtc::peer_connection::transport::RTCDtlsRole;
+use common::sansio::{ANSWER_ADDR, OFFER_ADDR, carry, connected, drain, negotiated, next_deadline};
 use rtc::sansio::Protocol;
 
 /// Each step that moves packets takes this long on the virtual clock: a link's latency.
@@ -27,14 +24,8 @@ fn is_server_hello(packet: &[u8]) -> bool {
 #[test]
 fn a_dtls_server_sends_its_lost_flight_again_after_the_client_repeats_its_hello() {
     let start = Instant::now();
-    let (offer_addr, answer_addr): (SocketAddr, SocketAddr) =
-        ("10.0.0.1:4000".parse().expect("addr"), "10.0.0.2:5000".parse().expect("addr"));
-    // As peertalk sets it up: the answerer is the DTLS server, the offerer the client.
-    let server = || SettingEngineBuilder::new().with_answering_dtls_role(RTCDtlsRole::Server);
-    let (mut offerer, _) = peer(start, offer_addr, server());
-    let (mut answerer, _) = peer(start, answer_addr, server());
-    let answer = offer_and_answer(&mut offerer, &mut answerer, start);
-    offerer.set_remote_description(start, answer).expect("remote answer");
+    let (offer_addr, answer_addr) = (OFFER_ADDR.parse().expect("addr"), ANSWER_ADDR.parse().expect("addr"));
+    let (mut offerer, mut answerer) = negotiated(start, offer_addr, answer_addr);
 
     let mut now = start;
     let mut dropped = false;

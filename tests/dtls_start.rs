@@ -6,25 +6,18 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::sansio::{carry, drain, ice_connected, is_dtls, next_deadline, offer_and_answer, peer};
-use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
-use rtc::peer_connection::transport::RTCDtlsRole;
+use common::sansio::{
+    ANSWER_ADDR, OFFER_ADDR, carry, drain, ice_connected, is_dtls, negotiated, next_deadline,
+};
 use rtc::sansio::Protocol;
 
 #[test]
 fn the_dtls_client_hello_leaves_when_ice_connects_not_on_a_later_timer() {
     let start = Instant::now();
-    let (offer_addr, answer_addr): (SocketAddr, SocketAddr) =
-        ("10.0.0.1:4000".parse().expect("addr"), "10.0.0.2:5000".parse().expect("addr"));
-    // As peertalk sets it up: the answerer is the DTLS server, the offerer the client.
-    let server = || SettingEngineBuilder::new().with_answering_dtls_role(RTCDtlsRole::Server);
-    let (mut offerer, _) = peer(start, offer_addr, server());
-    let (mut answerer, _) = peer(start, answer_addr, server());
-    let answer = offer_and_answer(&mut offerer, &mut answerer, start);
-    offerer.set_remote_description(start, answer).expect("remote answer");
+    let (offer_addr, answer_addr) = (OFFER_ADDR.parse().expect("addr"), ANSWER_ADDR.parse().expect("addr"));
+    let (mut offerer, mut answerer) = negotiated(start, offer_addr, answer_addr);
 
     let mut now = start;
     let mut ice_connected_at = None;

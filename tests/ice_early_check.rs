@@ -11,7 +11,9 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::sansio::{carry, drain, ice_connected, next_deadline, offer_and_answer, peer};
+use common::sansio::{
+    ANSWER_ADDR, OFFER_ADDR, carry, drain, ice_connected, next_deadline, offer_and_answer, peer,
+};
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::transport::RTCDtlsRole;
@@ -25,7 +27,7 @@ const PRFLX_WAIT: Duration = Duration::from_secs(1);
 fn a_candidate_signalled_after_its_first_check_is_nominated_without_the_peer_reflexive_wait() {
     let start = Instant::now();
     let (offer_addr, answer_addr): (SocketAddr, SocketAddr) =
-        ("10.0.0.1:4000".parse().expect("addr"), "10.0.0.2:5000".parse().expect("addr"));
+        (OFFER_ADDR.parse().expect("addr"), ANSWER_ADDR.parse().expect("addr"));
     let settings = || {
         SettingEngineBuilder::new()
             .with_answering_dtls_role(RTCDtlsRole::Server)

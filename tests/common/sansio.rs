@@ -11,13 +11,17 @@ use rtc::peer_connection::event::RTCPeerConnectionEvent;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::{RTCIceConnectionState, RTCPeerConnectionState};
 use rtc::peer_connection::transport::{
-    CandidateConfig, CandidateHostConfig, RTCIceCandidate, RTCIceCandidateInit,
+    CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate, RTCIceCandidateInit,
 };
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
 /// A DTLS record starts with its content type, 20-63; STUN starts with 0 or 1.
+/// The offerer's and the answerer's addresses on the pretend link.
+pub const OFFER_ADDR: &str = "10.0.0.1:4000";
+pub const ANSWER_ADDR: &str = "10.0.0.2:5000";
+
 pub fn is_dtls(packet: &[u8]) -> bool {
     packet.first().is_some_and(|b| (20..=63).contains(b))
 }
@@ -126,4 +130,19 @@ pub fn offer_and_answer(
     let answer = answerer.create_answer(None).expect("an answer");
     answerer.set_local_description(start, answer.clone()).expect("local answer");
     answer
+}
+
+/// Two peers set up as peertalk sets them up (the answerer is the DTLS server, the
+/// offerer the client), with the offer and the answer traded.
+pub fn negotiated(
+    start: Instant,
+    offer_addr: SocketAddr,
+    answer_addr: SocketAddr,
+) -> (RTCPeerConnection, RTCPeerConnection) {
+    let server = || SettingEngineBuilder::new().with_answering_dtls_role(RTCDtlsRole::Server);
+    let (mut offerer, _) = peer(start, offer_addr, server());
+    let (mut answerer, _) = peer(start, answer_addr, server());
+    let answer = offer_and_answer(&mut offerer, &mut answerer, start);
+    offerer.set_remote_description(start, answer).expect("remote answer");
+    (offerer, answerer)
 }
