@@ -56,8 +56,6 @@ fn main() -> ExitCode {
     report(&outcome)
 }
 
-/// Logs go to stderr, except while the interface owns the terminal: then to a file, so
-/// nothing draws over the screen.
 /// Writes a generated document to stdout. A reader that stops early (`| head`) is not a
 /// failure.
 fn print_document(document: &[u8], what: &str) -> ExitCode {
@@ -70,6 +68,8 @@ fn print_document(document: &[u8], what: &str) -> ExitCode {
     }
 }
 
+/// Logs go to stderr, except while the interface owns the terminal: then to a file, so
+/// nothing draws over the screen.
 fn init_logging(config: &Config, interface: bool) {
     let filter = EnvFilter::try_from_env("PEERTALK_LOG").unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);

@@ -74,7 +74,7 @@ async fn help_documents_the_exit_codes() {
 
 /// Completion scripts and manual pages are made from the flags, for both binaries.
 #[tokio::test(flavor = "multi_thread")]
-async fn completions_and_manual_pages_list_every_flag() {
+async fn completions_and_manual_pages_are_printed_for_both_binaries() {
     for (shell, opening) in
         [("bash", "_peertalk()"), ("zsh", "#compdef peertalk"), ("fish", "complete -c peertalk")]
     {
