@@ -81,7 +81,7 @@ pub async fn join(
 
 /// The relay URL with the classic path when it names none, and the room (and secret) in
 /// the query.
-fn room_url(url: &str, room: &str, secret: Option<&str>) -> String {
+pub(crate) fn room_url(url: &str, room: &str, secret: Option<&str>) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("ws", url));
     let (authority, path) = match rest.find(['/', '?']) {
         Some(at) => rest.split_at(at),

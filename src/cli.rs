@@ -38,7 +38,7 @@ pub struct Cli {
     /// service, tried in order when joining and when the one in use goes away (the same
     /// peer id comes back on any of them). Without it, ws://127.0.0.1:8787 is used, and
     /// started in-process if nothing listens there.
-    #[arg(long, short, value_name = "URL", env = "PEERTALK_SIGNAL", value_delimiter = ',')]
+    #[arg(long, short, value_name = "URL", env = "PEERTALK_SIGNAL", value_delimiter = ',', global = true)]
     pub signal: Vec<String>,
 
     /// How to talk to the relay: "peertalk" (rooms, ids, presence), or "classic" for a
@@ -54,11 +54,11 @@ pub struct Cli {
     pub channel_label: String,
 
     /// Also trust the CA certificates in this PEM file for wss:// (a relay with a private CA).
-    #[arg(long, value_name = "PATH", env = "PEERTALK_CA_FILE")]
+    #[arg(long, value_name = "PATH", env = "PEERTALK_CA_FILE", global = true)]
     pub ca_file: Option<std::path::PathBuf>,
 
     /// The relay's room secret, if it requires one.
-    #[arg(long, value_name = "SECRET", env = "PEERTALK_ROOM_SECRET", hide_env_values = true)]
+    #[arg(long, value_name = "SECRET", env = "PEERTALK_ROOM_SECRET", hide_env_values = true, global = true)]
     pub room_secret: Option<String>,
 
     /// A passphrase the room's members share: each peer must prove it knows it (SPAKE2)
@@ -69,20 +69,26 @@ pub struct Cli {
     pub passphrase: Option<String>,
 
     /// A join token for the room, from the relay's operator (`peertalk-signal token`).
-    #[arg(long, value_name = "TOKEN", env = "PEERTALK_TOKEN", hide_env_values = true)]
+    #[arg(long, value_name = "TOKEN", env = "PEERTALK_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
 
     /// STUN or TURN server (stun:HOST:PORT, turn:HOST:PORT); repeatable. None by default:
     /// nothing outside the relay is contacted unless you ask.
-    #[arg(long = "ice-server", value_name = "URL", env = "PEERTALK_ICE_SERVERS", value_delimiter = ',')]
+    #[arg(
+        long = "ice-server",
+        value_name = "URL",
+        env = "PEERTALK_ICE_SERVERS",
+        value_delimiter = ',',
+        global = true
+    )]
     pub ice_servers: Vec<String>,
 
     /// Username for the TURN servers.
-    #[arg(long, env = "PEERTALK_ICE_USERNAME")]
+    #[arg(long, env = "PEERTALK_ICE_USERNAME", global = true)]
     pub ice_username: Option<String>,
 
     /// Credential (password) for the TURN servers.
-    #[arg(long, env = "PEERTALK_ICE_CREDENTIAL", hide_env_values = true)]
+    #[arg(long, env = "PEERTALK_ICE_CREDENTIAL", hide_env_values = true, global = true)]
     pub ice_credential: Option<String>,
 
     /// Send everything through the TURN server (ICE transport policy "relay"): no direct
@@ -92,7 +98,7 @@ pub struct Cli {
 
     /// Local address for WebRTC traffic (IP or IP:PORT); repeatable. By default the
     /// loopback address when the relay is on loopback, otherwise all interfaces.
-    #[arg(long, value_name = "ADDR", env = "PEERTALK_BIND", value_delimiter = ',')]
+    #[arg(long, value_name = "ADDR", env = "PEERTALK_BIND", value_delimiter = ',', global = true)]
     pub bind: Vec<String>,
 
     /// Run without an interface: stdin lines are sent, messages are printed to stdout.
@@ -182,6 +188,50 @@ pub struct Cli {
     /// instead of warning.
     #[arg(long, env = "PEERTALK_STRICT_IDENTITY")]
     pub strict_identity: bool,
+
+    /// Colours for the interface: "dark" (for dark backgrounds), "light", or "none". With
+    /// NO_COLOR set, the default is "none".
+    #[arg(long, value_enum, env = "PEERTALK_THEME")]
+    pub theme: Option<Theme>,
+
+    /// How the interface tells you about a message that names you, or that arrives while
+    /// the terminal is not focused: "bell", "osc" (a desktop notification, OSC 777 and OSC 9,
+    /// for terminals that show them; the bell otherwise), or "off".
+    #[arg(long, value_enum, env = "PEERTALK_NOTIFY", default_value_t = Notify::Bell)]
+    pub notify: Notify,
+
+    /// Leave the mouse to the terminal, so its own selection and copying work (the wheel
+    /// no longer scrolls the chat; PageUp and PageDown do).
+    #[arg(long, env = "PEERTALK_NO_MOUSE")]
+    pub no_mouse: bool,
+
+    /// Read settings from this TOML file instead of ~/.config/peertalk/config.toml; its keys
+    /// are the flags' names (`name = "alice"`). A flag beats its environment variable,
+    /// which beats the file. `peertalk config` shows what is in effect.
+    #[arg(long, value_name = "FILE", env = crate::config_file::CONFIG_ENV, global = true)]
+    pub config: Option<std::path::PathBuf>,
+}
+
+/// The interface's colours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Theme {
+    /// For dark backgrounds.
+    Dark,
+    /// For light backgrounds.
+    Light,
+    /// No colours: emphasis only (bold, reverse), as NO_COLOR asks.
+    None,
+}
+
+/// How the interface draws attention to a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Notify {
+    /// Nothing.
+    Off,
+    /// The terminal's bell.
+    Bell,
+    /// A desktop notification through the terminal (OSC 777 and OSC 9), and the bell.
+    Osc,
 }
 
 /// Things to do instead of chatting.
@@ -197,6 +247,17 @@ pub enum CliCommand {
     },
     /// Print the manual page (roff) on stdout: `peertalk man | man -l -`.
     Man,
+    /// Print the settings in effect (from flags, environment, config file and defaults),
+    /// each with where it came from, as a config file would hold them; secrets are masked.
+    Config,
+    /// Check what a chat needs: the relay (reachable, our protocol, a trusted certificate),
+    /// UDP through each STUN server, the NAT's mapping, each TURN server's credentials, and
+    /// the audio devices. Exits 0 when everything needed works.
+    Doctor {
+        /// One JSON object per check on stdout, then a summary object.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn after_help() -> String {
@@ -304,6 +365,10 @@ pub struct Config {
     pub max_file_size: u64,
     pub expect_files: Option<usize>,
     pub send_files: Vec<std::path::PathBuf>,
+    pub theme: Theme,
+    pub notify: Notify,
+    /// The interface takes mouse events (wheel scrolling); off with --no-mouse.
+    pub mouse: bool,
 }
 
 impl Cli {
@@ -425,6 +490,9 @@ impl Cli {
             max_file_size,
             expect_files: self.expect_files,
             send_files: self.send_file,
+            theme: self.theme.unwrap_or_else(default_theme),
+            notify: self.notify,
+            mouse: !self.no_mouse,
         })
     }
 }
@@ -465,6 +533,11 @@ fn check_channel_label(label: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// NO_COLOR (any non-empty value) asks for no colours unless a theme is chosen.
+fn default_theme() -> Theme {
+    if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) { Theme::None } else { Theme::Dark }
+}
+
 fn default_name() -> String {
     ["USER", "USERNAME"]
         .iter()
@@ -473,7 +546,7 @@ fn default_name() -> String {
         .unwrap_or_else(|| "peer".to_owned())
 }
 
-fn check_signal_url(url: &str) -> Result<String, String> {
+pub(crate) fn check_signal_url(url: &str) -> Result<String, String> {
     let Some((scheme, rest)) = url.split_once("://") else {
         return Err(format!("--signal {url:?}: give a WebSocket URL such as ws://127.0.0.1:8787"));
     };
@@ -485,7 +558,7 @@ fn check_signal_url(url: &str) -> Result<String, String> {
     }
 }
 
-fn load_ca_file(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, String> {
+pub(crate) fn load_ca_file(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, String> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
         .and_then(Iterator::collect)
         .map_err(|e| format!("--ca-file {}: could not read PEM certificates ({e})", path.display()))?;
@@ -495,7 +568,7 @@ fn load_ca_file(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, 
     Ok(certs)
 }
 
-fn check_ice_server(
+pub(crate) fn check_ice_server(
     url: &str,
     username: Option<&str>,
     credential: Option<&str>,
@@ -525,7 +598,7 @@ fn check_ice_server(
     Ok(IceServer { url: url.to_owned(), username, credential })
 }
 
-fn parse_bind(s: &str) -> Result<SocketAddr, String> {
+pub(crate) fn parse_bind(s: &str) -> Result<SocketAddr, String> {
     s.parse::<SocketAddr>().or_else(|_| s.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 0))).map_err(|_| {
         format!("--bind {s:?}: give an IP address, optionally with a port (127.0.0.1 or 127.0.0.1:5000)")
     })

@@ -16,6 +16,8 @@ pub enum Command {
     /// Who has our message (this id, or the last one).
     Info(Option<u64>),
     Clear,
+    /// `/search TEXT` finds TEXT in the scrollback; `/search` alone ends the search.
+    Search(String),
     Call,
     Hangup,
     Mute,
@@ -94,6 +96,12 @@ const COMMANDS: &[Spec] = &[
         },
     },
     Spec { name: "clear", args: "", help: "clear the conversation on screen", parse: |_| Ok(Command::Clear) },
+    Spec {
+        name: "search",
+        args: "[TEXT]",
+        help: "find TEXT in the conversation (also Ctrl-R; again for older, Ctrl-S newer, Esc ends)",
+        parse: |args| Ok(Command::Search(args.trim().to_owned())),
+    },
     Spec {
         name: "call",
         args: "",

@@ -46,6 +46,8 @@ pub enum Outcome {
     IdentityChanged(String),
     /// In a passphrase room, a peer did not prove the passphrase.
     Passphrase(String),
+    /// `peertalk doctor` found something a chat would hit.
+    DoctorFailed(String),
     /// Ctrl-C or SIGTERM; connections were closed cleanly first.
     Interrupted(String),
 }
@@ -73,6 +75,7 @@ impl Outcome {
             Self::Identity(_) => 15,
             Self::IdentityChanged(_) => 16,
             Self::Passphrase(_) => 17,
+            Self::DoctorFailed(_) => 18,
             Self::Interrupted(_) => 130,
         }
     }
@@ -99,6 +102,7 @@ impl Outcome {
             | Self::Identity(m)
             | Self::IdentityChanged(m)
             | Self::Passphrase(m)
+            | Self::DoctorFailed(m)
             | Self::Interrupted(m) => Some(m),
         }
     }
@@ -140,6 +144,7 @@ Exit codes:
  16  a member you verified came with another certificate, and --strict-identity refused it
  17  a member of a --passphrase room did not prove the passphrase (a wrong one, or someone
      intercepting); nothing was sent to it
+ 18  peertalk doctor: a check that a chat needs failed (its lines say what to do)
 130  interrupted by Ctrl-C or SIGTERM (connections are closed cleanly first)
 
 In a room of several: a message goes to every member present when it is sent (those

@@ -12,6 +12,8 @@ pub mod backoff;
 pub mod classic;
 pub mod cli;
 pub mod command;
+pub mod config_file;
+pub mod doctor;
 pub mod envelope;
 pub mod exit;
 pub mod headless;

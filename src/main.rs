@@ -7,8 +7,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Mutex;
 
-use clap::{CommandFactory, Parser};
+use clap::{CommandFactory, FromArgMatches};
 use peertalk::cli::{Cli, CliCommand, Config};
+use peertalk::config_file;
 use peertalk::exit::Outcome;
 use tracing_subscriber::EnvFilter;
 
@@ -16,9 +17,11 @@ use tracing_subscriber::EnvFilter;
 const DEFAULT_LOG: &str = "error,peertalk=warn,peertalk_signal=warn";
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let (cli, described) = parse_cli();
     match cli.command {
         Some(CliCommand::Id) => return report(&print_identity(cli.identity)),
+        Some(CliCommand::Config) => return print_document(described.as_bytes(), "settings"),
+        Some(CliCommand::Doctor { json }) => return run_doctor(cli, json),
         Some(CliCommand::Completions { shell }) => {
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "peertalk", &mut script);
@@ -56,6 +59,42 @@ fn main() -> ExitCode {
     report(&outcome)
 }
 
+/// Parses the command line over the config file's settings; also returns the effective
+/// settings described for `peertalk config`. A bad flag or file exits 2 with clap's message.
+fn parse_cli() -> (Cli, String) {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let parsed = (|| {
+        let mut command = Cli::command();
+        let mut file = None;
+        if let Some(path) = config_file::locate(&args) {
+            let (with_file, read) = config_file::apply(command, &path)?;
+            command = with_file;
+            file = Some(read);
+        }
+        let matches = command.clone().try_get_matches_from(&args)?;
+        // The pristine definition lists the settings in the order --help does.
+        let described = config_file::describe(&Cli::command(), &matches, file.as_ref());
+        Ok::<_, clap::Error>((Cli::from_arg_matches(&matches)?, described))
+    })();
+    parsed.unwrap_or_else(|e| e.exit())
+}
+
+/// `peertalk doctor`: its own one-thread runtime, like the chat's.
+fn run_doctor(cli: Cli, json: bool) -> ExitCode {
+    let checks = match peertalk::doctor::Checks::from_cli(cli) {
+        Ok(checks) => checks,
+        Err(message) => return report(&Outcome::Usage(message)),
+    };
+    init_stderr_logging();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => return report(&Outcome::Internal(format!("could not start the async runtime: {e}"))),
+    };
+    let outcome = runtime.block_on(peertalk::doctor::run(checks, json));
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    report(&outcome)
+}
+
 /// Writes a generated document to stdout. A reader that stops early (`| head`) is not a
 /// failure.
 fn print_document(document: &[u8], what: &str) -> ExitCode {
@@ -71,12 +110,11 @@ fn print_document(document: &[u8], what: &str) -> ExitCode {
 /// Logs go to stderr, except while the interface owns the terminal: then to a file, so
 /// nothing draws over the screen.
 fn init_logging(config: &Config, interface: bool) {
-    let filter = EnvFilter::try_from_env("PEERTALK_LOG").unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
     if !interface {
-        builder.with_writer(std::io::stderr).with_ansi(std::io::stderr().is_terminal()).init();
+        init_stderr_logging();
         return;
     }
+    let builder = tracing_subscriber::fmt().with_env_filter(log_filter());
     let path = config.log_file.clone().or_else(default_log_file);
     let file = path.and_then(|p| {
         p.parent().map(std::fs::create_dir_all);
@@ -86,6 +124,18 @@ fn init_logging(config: &Config, interface: bool) {
         Some(file) => builder.with_writer(Mutex::new(file)).with_ansi(false).init(),
         None => builder.with_writer(std::io::sink).init(),
     }
+}
+
+fn init_stderr_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(log_filter())
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+fn log_filter() -> EnvFilter {
+    EnvFilter::try_from_env("PEERTALK_LOG").unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG))
 }
 
 fn default_log_file() -> Option<PathBuf> {

@@ -173,14 +173,33 @@ pub(crate) async fn open(url: &str, tls: Option<&Arc<rustls::ClientConfig>>) -> 
     }
 }
 
-/// The connection error, with the fix when it is about trusting the relay's certificate.
+/// The connection error, with what is wrong with the relay's certificate when that is it.
 fn explain(e: &WsError) -> String {
     let text = e.to_string();
-    if text.contains("certificate") || text.contains("UnknownIssuer") {
-        format!("{text}; if the relay's certificate comes from a private CA, pass that CA with --ca-file")
-    } else {
-        text
+    let problem = [
+        ("UnknownIssuer", "it is not signed by a CA this machine trusts; if it comes from a private CA, pass that CA with --ca-file"),
+        ("NotValidForName", "it is for another name than the one in the URL"),
+        ("Expired", "it has expired"),
+        ("NotValidYet", "it is not valid yet; check this machine's clock"),
+        ("Revoked", "its CA has revoked it"),
+        ("BadSignature", "its signature does not check out"),
+    ]
+    .into_iter()
+    .find(|(name, _)| text.contains(name));
+    match problem {
+        Some((_, why)) => format!("{text}: {CERTIFICATE_PROBLEM} {why}"),
+        None if text.contains("certificate") => format!("{text}: {CERTIFICATE_PROBLEM} it cannot be used"),
+        None => text,
     }
+}
+
+/// How [`explain`] begins what it says about a certificate.
+const CERTIFICATE_PROBLEM: &str = "the relay's TLS certificate is refused:";
+
+/// Whether an unreachable relay's reason is its TLS certificate.
+#[must_use]
+pub fn is_certificate_problem(reason: &str) -> bool {
+    reason.contains(CERTIFICATE_PROBLEM)
 }
 
 /// TLS settings for wss:// relays: the system's trusted roots plus `extra` (--ca-file).

@@ -126,3 +126,94 @@ async fn two_clients_without_a_relay_address_find_each_other() {
     assert_eq!(first.code, Some(0), "{}", first.stderr);
     assert_eq!(first.texts(), ["found you"]);
 }
+
+/// Runs the client with `XDG_CONFIG_HOME` at `config_home` and these extra variables, none
+/// of the developer's own.
+fn peertalk_with(config_home: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_peertalk"));
+    for (var, _) in std::env::vars().filter(|(k, _)| k.starts_with("PEERTALK_")) {
+        command.env_remove(var);
+    }
+    command.env("XDG_CONFIG_HOME", config_home).env("PEERTALK_IDENTITY", common::test_identity());
+    command.args(args).envs(env.iter().copied()).output().expect("run peertalk")
+}
+
+/// A folder standing for `$XDG_CONFIG_HOME`, holding `peertalk/config.toml` with `text`.
+fn config_home(name: &str, text: &str) -> std::path::PathBuf {
+    let home = common::pki::temp_dir(name);
+    std::fs::create_dir_all(home.join("peertalk")).expect("config folder");
+    std::fs::write(home.join("peertalk/config.toml"), text).expect("write config");
+    home
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_config_file_gives_settings_that_the_environment_and_flags_override() {
+    let relay = Relay::start().await;
+    let home = config_home(
+        "config-precedence",
+        &format!(
+            "room = \"team\"\nname = \"carol\"\nsignal = [\"{}\"]\nice-server = [\"turn:127.0.0.1:3478\"]\n\
+             ice-username = \"carol\"\nice-credential = \"hunter2\"\ntheme = \"light\"\n",
+            relay.url
+        ),
+    );
+    let shown = |out: std::process::Output| {
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).expect("utf-8")
+    };
+    let line = |text: &str, key: &str| {
+        text.lines().find(|l| l.starts_with(&format!("{key} ="))).unwrap_or_default().to_owned()
+    };
+    let from_file = shown(peertalk_with(&home, &["config"], &[]));
+    assert!(from_file.contains(&format!("# config file: {}", home.join("peertalk/config.toml").display())));
+    assert!(
+        line(&from_file, "name").starts_with("name = \"carol\"")
+            && line(&from_file, "name").ends_with("# config file")
+    );
+    assert!(line(&from_file, "theme").contains("\"light\""), "{from_file}");
+    assert!(line(&from_file, "ice-credential").contains("********"), "{from_file}");
+    assert!(!from_file.contains("hunter2"), "secrets are masked:\n{from_file}");
+
+    let from_env = shown(peertalk_with(&home, &["config"], &[("PEERTALK_NAME", "dave")]));
+    assert!(
+        line(&from_env, "name").starts_with("name = \"dave\"")
+            && line(&from_env, "name").ends_with("# PEERTALK_NAME")
+    );
+    let from_flag = shown(peertalk_with(&home, &["--name", "erin", "config"], &[("PEERTALK_NAME", "dave")]));
+    assert!(
+        line(&from_flag, "name").starts_with("name = \"erin\"")
+            && line(&from_flag, "name").ends_with("# --name")
+    );
+
+    // The file's room and relay are the ones a chat uses.
+    let chat =
+        peertalk_with(&home, &["--ice-server", "stun:127.0.0.1:3478", "--send", "hi", "--timeout", "1"], &[]);
+    assert_eq!(chat.status.code(), Some(5), "{}", String::from_utf8_lossy(&chat.stderr));
+    assert!(String::from_utf8_lossy(&chat.stderr).contains("nobody else joined room \"team\""));
+
+    // --config (or PEERTALK_CONFIG) names another file instead.
+    let other = home.join("other.toml");
+    std::fs::write(&other, "name = \"frank\"\n").expect("write");
+    let named =
+        shown(peertalk_with(&home, &["config"], &[("PEERTALK_CONFIG", &other.display().to_string())]));
+    assert!(line(&named, "name").starts_with("name = \"frank\""), "{named}");
+    assert!(named.contains("# room is not set"), "the default file is not read as well:\n{named}");
+    let _ = std::fs::remove_dir_all(home);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_config_key_exits_2_naming_the_key_and_the_file() {
+    let home = config_home("config-unknown", "name = \"carol\"\ncolour = \"blue\"\n");
+    let out = peertalk_with(&home, &["--room", "r", "--send", "x"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let why = String::from_utf8_lossy(&out.stderr);
+    let file = home.join("peertalk/config.toml").display().to_string();
+    assert!(why.contains("\"colour\"") && why.contains(&file) && why.contains("not a setting"), "{why}");
+    let out = peertalk_with(&home, &["--config", "/nonexistent/peertalk.toml", "config"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("could not read the config file /nonexistent/peertalk.toml")
+    );
+    let _ = std::fs::remove_dir_all(home);
+}

@@ -218,3 +218,16 @@ fn open_output(pcm: std_mpsc::Receiver<Vec<f32>>) -> Result<cpal::Stream, String
     stream.play().map_err(|e| format!("could not start the speakers: {e}"))?;
     Ok(stream)
 }
+
+/// Opens the microphone and the speakers as a call would, and closes them again: each
+/// one's name, or why it cannot be used. For `peertalk doctor`.
+pub fn try_devices() -> (Result<String, String>, Result<String, String>) {
+    let input = Capture::start().map(|capture| capture.name);
+    let output = Speakers::open().map(|_speakers| {
+        cpal::default_host()
+            .default_output_device()
+            .and_then(|device| device.name().ok())
+            .unwrap_or_else(|| "default".to_owned())
+    });
+    (input, output)
+}

@@ -102,11 +102,16 @@ fn command_input(line: String, line_no: u64) -> UserInput {
         Some(Command::Answer { file, accept }) => UserInput::AnswerOffer { file, accept },
         Some(Command::Cancel(file)) => UserInput::CancelFile(file),
         Some(Command::Verify { name, confirm }) => UserInput::Verify { name, confirm },
-        Some(Command::Help | Command::Peers | Command::Members | Command::Info(_) | Command::Clear) => {
-            UserInput::Invalid(format!(
-                "line {line_no}: {line} is for the interface; scripts can use /msg, /send, /accept, /decline, /cancel, /verify, /call, /hangup, /mute, /nick and /quit"
-            ))
-        }
+        Some(
+            Command::Help
+            | Command::Peers
+            | Command::Members
+            | Command::Info(_)
+            | Command::Clear
+            | Command::Search(_),
+        ) => UserInput::Invalid(format!(
+            "line {line_no}: {line} is for the interface; scripts can use /msg, /send, /accept, /decline, /cancel, /verify, /call, /hangup, /mute, /nick and /quit"
+        )),
         Some(Command::Unknown(why)) => UserInput::Invalid(format!("line {line_no}: {why}")),
     }
 }

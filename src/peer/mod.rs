@@ -33,6 +33,7 @@ mod identity;
 mod media;
 mod pake;
 mod socket;
+pub mod stun;
 pub mod turn;
 
 pub use file::{FileChannel, FileMessage, file_id, file_label};

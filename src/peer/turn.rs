@@ -45,8 +45,9 @@ pub fn unsupported(server: &IceServer) -> Option<TurnProblem> {
     Some(TurnProblem::Unsupported { server: url.to_owned(), detail: detail.to_owned() })
 }
 
-/// Allocates a relay address on `server` from `bind` and releases it again.
-pub async fn check(server: &IceServer, bind: SocketAddr) -> Result<(), TurnProblem> {
+/// Allocates a relay address on `server` from `bind` and releases it again; returns the
+/// address it was given.
+pub async fn check(server: &IceServer, bind: SocketAddr) -> Result<SocketAddr, TurnProblem> {
     if let Some(problem) = unsupported(server) {
         return Err(problem);
     }
@@ -88,7 +89,7 @@ pub async fn check(server: &IceServer, bind: SocketAddr) -> Result<(), TurnProbl
                 let _ = relay.close(Instant::now());
             }
             flush(&mut client, &socket).await;
-            Ok(())
+            Ok(relayed)
         }
         Ok(Err(detail)) if detail.is_empty() => Err(TurnProblem::Unreachable { server: address }),
         Ok(Err(detail)) if detail.contains("401") || detail.contains("Unauthorized") => {

@@ -24,6 +24,10 @@ pub enum Action {
     Complete,
     /// Alt-Y (true) or Alt-N: accept or decline the oldest file offer waiting.
     Answer(bool),
+    /// Ctrl-R (true: older) or Ctrl-S (newer): search, or step through the hits.
+    Search(bool),
+    /// Esc: end the search.
+    Escape,
 }
 
 /// The line being typed, with a cursor that counts characters.
@@ -109,6 +113,9 @@ impl Editor {
             KeyCode::Up => self.recall_older(),
             KeyCode::Down => self.recall_newer(),
             KeyCode::F(2) => return Action::TogglePanel,
+            KeyCode::Char('r') if ctrl => return Action::Search(true),
+            KeyCode::Char('s') if ctrl => return Action::Search(false),
+            KeyCode::Esc => return Action::Escape,
             KeyCode::PageUp => return Action::Page(1),
             KeyCode::PageDown => return Action::Page(-1),
             _ => {}

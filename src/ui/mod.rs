@@ -4,8 +4,11 @@
 
 mod complete;
 pub mod input;
+mod links;
+pub mod notify;
 pub mod render;
 mod terminal;
+pub mod theme;
 pub mod view;
 
 use std::collections::HashMap;
@@ -16,10 +19,12 @@ use crossterm::event::{Event as TermEvent, EventStream, MouseEventKind};
 use futures_util::StreamExt;
 
 use self::input::{Action, Editor};
+use self::render::Look;
 use self::terminal::Guard;
+use self::theme::Palette;
 use self::view::{Tone, View};
 use crate::app::Notice;
-use crate::cli::Config;
+use crate::cli::{Config, Notify};
 use crate::command::{self, Command};
 use crate::exit::Outcome;
 use crate::session::{self, Frontend, UserInput, now_ms};
@@ -29,17 +34,23 @@ const WHEEL_LINES: isize = 3;
 
 /// Runs the chat in the terminal interface.
 pub async fn run(config: Config) -> Outcome {
-    let guard = match Guard::enter() {
+    let guard = match Guard::enter(config.mouse) {
         Ok(guard) => guard,
         Err(e) => return Outcome::Internal(format!("could not set up the terminal: {e}")),
     };
-    let utc_offset_secs = chrono::Local::now().offset().local_minus_utc();
+    let look = Look {
+        palette: Palette::new(config.theme),
+        utc_offset_secs: chrono::Local::now().offset().local_minus_utc(),
+        links: links_supported(),
+    };
     let mut tui = Tui {
         guard,
         events: EventStream::new(),
         view: View::new(&config.room, &config.name),
         editor: Editor::default(),
-        utc_offset_secs,
+        look,
+        notify: config.notify,
+        title: String::new(),
         sent_at: HashMap::new(),
         dirty: true,
     };
@@ -47,12 +58,21 @@ pub async fn run(config: Config) -> Outcome {
     session::run(config, &mut tui).await
 }
 
+/// Terminals that draw OSC 8 hyperlinks, or at least skip them: all but the Linux console
+/// and dumb ones.
+fn links_supported() -> bool {
+    !matches!(std::env::var("TERM").as_deref(), Ok("linux" | "dumb"))
+}
+
 struct Tui {
     guard: Guard,
     events: EventStream,
     view: View,
     editor: Editor,
-    utc_offset_secs: i32,
+    look: Look,
+    notify: Notify,
+    /// The terminal title last set.
+    title: String,
     /// When each own message was sent, to measure the round trip to its acknowledgement.
     sent_at: HashMap<u64, Instant>,
     dirty: bool,
@@ -60,10 +80,36 @@ struct Tui {
 
 impl Tui {
     fn redraw(&mut self) {
-        let (view, editor, offset) = (&self.view, &self.editor, self.utc_offset_secs);
+        let (view, editor, look) = (&self.view, &self.editor, &self.look);
         // A failed draw leaves the old frame; the next change draws again.
-        let _ = self.guard.screen.draw(|frame| render::draw(frame, view, editor, offset));
+        let _ = self.guard.screen.draw(|frame| render::draw(frame, view, editor, look));
+        let title = self.view.title();
+        if title != self.title {
+            let _ =
+                crossterm::execute!(self.guard.screen.backend_mut(), crossterm::terminal::SetTitle(&title));
+            self.title = title;
+        }
         self.dirty = false;
+    }
+
+    /// Rings or notifies, as --notify says, for a message that wants attention.
+    fn alert(&mut self, from: &str, text: &str) {
+        use std::io::Write as _;
+        let bytes = notify::sequence(self.notify, &format!("peertalk #{}", self.view.room), from, text);
+        if !bytes.is_empty() {
+            let backend = self.guard.screen.backend_mut();
+            let _ = backend.write_all(&bytes).and_then(|()| backend.flush());
+        }
+    }
+
+    /// Shows the search's current hit.
+    fn show_hit(&mut self) {
+        let Some(index) = self.view.search.as_ref().and_then(view::Search::entry) else { return };
+        if let Ok(size) = self.guard.screen.size() {
+            let area = ratatui::layout::Rect::new(0, 0, size.width, size.height);
+            self.view.scroll = render::scroll_to_entry(&self.view, index, area, &self.look);
+            self.view.clamp_scroll(render::max_scroll(&self.view, area, &self.look));
+        }
     }
 
     fn say(&mut self, text: impl Into<String>, tone: Tone) {
@@ -74,7 +120,7 @@ impl Tui {
         self.view.scroll_by(lines);
         if let Ok(size) = self.guard.screen.size() {
             let area = ratatui::layout::Rect::new(0, 0, size.width, size.height);
-            let max = render::max_scroll(&self.view, area, self.utc_offset_secs);
+            let max = render::max_scroll(&self.view, area, &self.look);
             self.view.clamp_scroll(max);
         }
     }
@@ -114,6 +160,14 @@ impl Tui {
                 lines.into_iter().for_each(|line| self.say(line, Tone::Info));
             }
             Command::Clear => self.view.clear(),
+            Command::Search(query) => {
+                self.view.search(&query);
+                if query.is_empty() {
+                    self.view.scroll_to_bottom();
+                } else {
+                    self.show_hit();
+                }
+            }
             Command::Members => self.view.panel = !self.view.panel,
             Command::Info(id) => {
                 let line = self.view.receipt(id);
@@ -151,6 +205,28 @@ impl Frontend for Tui {
                     }
                     Action::Page(pages) => self.scroll(pages * self.page()),
                     Action::Answer(accept) => return UserInput::AnswerOffer { file: None, accept },
+                    Action::Search(older) => {
+                        if self.view.search.is_some() {
+                            self.view.search_step(older);
+                            self.show_hit();
+                        } else {
+                            let typed = self.editor.text();
+                            let query = typed.strip_prefix("/search").unwrap_or(&typed).trim();
+                            if query.is_empty() {
+                                self.editor.set_text("/search ");
+                            } else if !query.starts_with('/') {
+                                // What is typed is the query, as in a shell's Ctrl-R.
+                                self.view.search(query);
+                                self.editor.set_text("");
+                                self.show_hit();
+                            }
+                        }
+                    }
+                    Action::Escape => {
+                        if self.view.search.take().is_some() {
+                            self.view.scroll_to_bottom();
+                        }
+                    }
                     Action::Complete => {
                         if self.editor.at_end()
                             && let Some(line) = complete::send_line(&self.editor.text())
@@ -177,7 +253,8 @@ impl Frontend for Tui {
                     _ => continue,
                 },
                 TermEvent::Resize(..) => {}
-                _ => continue,
+                TermEvent::FocusGained => self.view.focus(true),
+                TermEvent::FocusLost => self.view.focus(false),
             }
             self.redraw();
         }
@@ -203,6 +280,12 @@ impl Frontend for Tui {
                 }
             }
             _ => {}
+        }
+        if self.notify != Notify::Off
+            && let Some((from, text)) = self.view.attention(notice)
+        {
+            let (from, text) = (from.to_owned(), text.to_owned());
+            self.alert(&from, &text);
         }
         self.view.apply(notice, now_ms());
         self.dirty = true;

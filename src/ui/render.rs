@@ -4,11 +4,12 @@
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Position, Rect};
-use ratatui::style::{Color, Modifier, Style};
+use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
 use super::input::{Editor, display_width};
+use super::theme::Palette;
 use super::view::{CallBar, Delivery, Entry, RelayState, Tone, View};
 use crate::app::human_size;
 use crate::peer::LinkState;
@@ -17,12 +18,19 @@ use crate::sanitize::for_terminal;
 /// Columns taken by the timestamp (`12:34 `); wrapped lines are indented this far.
 const STAMP: usize = 6;
 
-/// Colours for senders, picked by a hash of the name so each keeps its own.
-const SENDER_COLOURS: [Color; 6] =
-    [Color::Cyan, Color::Magenta, Color::Green, Color::Yellow, Color::Blue, Color::LightRed];
+/// How the screen is drawn, besides what is on it.
+#[derive(Debug, Clone)]
+pub struct Look {
+    pub palette: Palette,
+    /// The offset of the user's time zone, for timestamps.
+    pub utc_offset_secs: i32,
+    /// URLs become OSC 8 hyperlinks.
+    pub links: bool,
+}
 
 /// Draws the whole screen and places the cursor in the input line.
-pub fn draw(frame: &mut Frame, view: &View, editor: &Editor, utc_offset_secs: i32) {
+pub fn draw(frame: &mut Frame, view: &View, editor: &Editor, look: &Look) {
+    let p = &look.palette;
     let shown = u16::try_from(view.transfers.len().min(MAX_TRANSFER_LINES)).unwrap_or(0);
     let [messages, transfers, status, input] = Layout::vertical([
         Constraint::Min(1),
@@ -31,18 +39,21 @@ pub fn draw(frame: &mut Frame, view: &View, editor: &Editor, utc_offset_secs: i3
         Constraint::Length(1),
     ])
     .areas(frame.area());
-    frame.render_widget(Paragraph::new(transfer_lines(view, transfers.width as usize)), transfers);
+    frame.render_widget(Paragraph::new(transfer_lines(view, p, transfers.width as usize)), transfers);
     let messages = if view.panel && messages.width >= MIN_WIDTH_FOR_PANEL {
         let [messages, panel] =
             Layout::horizontal([Constraint::Min(1), Constraint::Length(PANEL_WIDTH)]).areas(messages);
-        frame.render_widget(Paragraph::new(members_panel(view)), panel);
+        frame.render_widget(Paragraph::new(members_panel(view, p)), panel);
         messages
     } else {
         messages
     };
-    draw_messages(frame, messages, view, utc_offset_secs);
-    frame.render_widget(Paragraph::new(status_line(view, status.width as usize)), status);
-    draw_input(frame, input, editor);
+    draw_messages(frame, messages, view, look);
+    if look.links {
+        super::links::mark(frame.buffer_mut(), messages);
+    }
+    frame.render_widget(Paragraph::new(status_line(view, p, status.width as usize)), status);
+    draw_input(frame, input, view, editor, p);
 }
 
 /// Transfers shown at once above the status bar; more are counted on the last line.
@@ -50,8 +61,8 @@ const MAX_TRANSFER_LINES: usize = 4;
 
 /// One line per transfer: direction, number, name, member, then a bar with the rate and
 /// the time left, or how to answer an offer.
-fn transfer_lines(view: &View, width: usize) -> Vec<Line<'static>> {
-    let dim = Style::new().fg(Color::DarkGray);
+fn transfer_lines(view: &View, p: &Palette, width: usize) -> Vec<Line<'static>> {
+    let dim = p.dim;
     let mut lines = Vec::new();
     for (index, ((incoming, file, _), t)) in view.transfers.iter().enumerate() {
         if index + 1 == MAX_TRANSFER_LINES && view.transfers.len() > MAX_TRANSFER_LINES {
@@ -81,7 +92,7 @@ fn transfer_lines(view: &View, width: usize) -> Vec<Line<'static>> {
             )
         };
         let text: String = format!("{head}{tail}").chars().take(width).collect();
-        lines.push(Line::from(Span::styled(text, Style::new().fg(Color::Cyan))));
+        lines.push(Line::from(Span::styled(text, p.transfer)));
     }
     lines
 }
@@ -91,20 +102,20 @@ const PANEL_WIDTH: u16 = 30;
 const MIN_WIDTH_FOR_PANEL: u16 = 60;
 
 /// One or two lines per member: name and state, then path, round trip and audio.
-fn members_panel(view: &View) -> Vec<Line<'static>> {
-    let dim = Style::new().fg(Color::DarkGray);
+fn members_panel(view: &View, p: &Palette) -> Vec<Line<'static>> {
+    let dim = p.dim;
     let mut lines = vec![Line::from(Span::styled(format!("│ members ({})", view.peers.len()), dim))];
     if view.peers.is_empty() {
         lines.push(Line::from(Span::styled("│ nobody else is here", dim)));
     }
     for peer in view.peers.values() {
-        let (state, colour) = state_label(peer.state);
+        let (state, colour) = state_label(peer.state, p);
         let state = if state.is_empty() { "connected" } else { state.trim_start() };
         lines.push(Line::from(vec![
             Span::styled("│ ", dim),
             Span::styled(for_terminal(&peer.name), Style::new().add_modifier(Modifier::BOLD)),
-            Span::styled(if peer.verified { " ✔" } else { "" }, Style::new().fg(Color::LightGreen)),
-            Span::styled(format!(" {state}"), Style::new().fg(colour)),
+            Span::styled(if peer.verified { " ✔" } else { "" }, p.ok),
+            Span::styled(format!(" {state}"), colour),
         ]));
         let mut detail = Vec::new();
         if let Some(path) = &peer.path {
@@ -123,26 +134,35 @@ fn members_panel(view: &View) -> Vec<Line<'static>> {
     lines
 }
 
-fn state_label(state: LinkState) -> (&'static str, Color) {
+fn state_label(state: LinkState, p: &Palette) -> (&'static str, Style) {
     match state {
-        LinkState::Connected => ("", Color::LightGreen),
-        LinkState::New | LinkState::Connecting => (" connecting", Color::Yellow),
-        LinkState::Disconnected => (" disconnected", Color::Yellow),
-        LinkState::Failed => (" failed", Color::LightRed),
-        LinkState::Closed => (" closed", Color::Gray),
+        LinkState::Connected => ("", p.ok),
+        LinkState::New | LinkState::Connecting => (" connecting", p.warn),
+        LinkState::Disconnected => (" disconnected", p.warn),
+        LinkState::Failed => (" failed", p.bad),
+        LinkState::Closed => (" closed", p.dim),
     }
 }
 
 /// How far up the conversation can scroll at this size.
 #[must_use]
-pub fn max_scroll(view: &View, area: Rect, utc_offset_secs: i32) -> usize {
+pub fn max_scroll(view: &View, area: Rect, look: &Look) -> usize {
     let height = area.height.saturating_sub(2) as usize;
     let total: usize =
-        view.entries.iter().map(|e| entry_lines(e, area.width as usize, utc_offset_secs).len()).sum();
+        (0..view.entries.len()).map(|i| lines_of(view, i, area.width as usize, look).len()).sum();
     total.saturating_sub(height)
 }
 
-fn draw_messages(frame: &mut Frame, area: Rect, view: &View, utc_offset_secs: i32) {
+/// The scroll position that shows entry `index` about halfway up the screen.
+#[must_use]
+pub fn scroll_to_entry(view: &View, index: usize, area: Rect, look: &Look) -> usize {
+    let height = area.height.saturating_sub(2) as usize;
+    let below: usize =
+        (index + 1..view.entries.len()).map(|i| lines_of(view, i, area.width as usize, look).len()).sum();
+    below.saturating_sub(height / 2)
+}
+
+fn draw_messages(frame: &mut Frame, area: Rect, view: &View, look: &Look) {
     let (width, height) = (area.width as usize, area.height as usize);
     if height == 0 {
         return;
@@ -150,8 +170,8 @@ fn draw_messages(frame: &mut Frame, area: Rect, view: &View, utc_offset_secs: i3
     // Wrap only as much history as the screen (and the scroll position) needs.
     let needed = height + view.scroll;
     let mut lines: Vec<Line<'static>> = Vec::new();
-    for entry in view.entries.iter().rev() {
-        let mut wrapped = entry_lines(entry, width, utc_offset_secs);
+    for index in (0..view.entries.len()).rev() {
+        let mut wrapped = lines_of(view, index, width, look);
         wrapped.append(&mut lines);
         lines = wrapped;
         if lines.len() >= needed {
@@ -166,10 +186,7 @@ fn draw_messages(frame: &mut Frame, area: Rect, view: &View, utc_offset_secs: i3
             0 => " more below: PageDown ".to_owned(),
             n => format!(" {n} new below: PageDown "),
         };
-        let marker = Line::from(Span::styled(
-            centre(&text, width, '─'),
-            Style::new().fg(Color::Black).bg(Color::Yellow),
-        ));
+        let marker = Line::from(Span::styled(centre(&text, width, '─'), look.palette.marker));
         if shown.len() == height {
             shown.pop();
         }
@@ -182,22 +199,50 @@ fn draw_messages(frame: &mut Frame, area: Rect, view: &View, utc_offset_secs: i3
     frame.render_widget(Paragraph::new(padded), area);
 }
 
-/// One entry as styled, wrapped lines.
-fn entry_lines(entry: &Entry, width: usize, utc_offset_secs: i32) -> Vec<Line<'static>> {
-    let dim = Style::new().fg(Color::DarkGray);
+/// Entry `index` as lines, under the read marker when it is the first one unread.
+fn lines_of(view: &View, index: usize, width: usize, look: &Look) -> Vec<Line<'static>> {
+    let mut lines = Vec::new();
+    if view.read_marker == Some(index) {
+        lines.push(Line::from(Span::styled(
+            centre(" new since you looked away ", width, '─'),
+            look.palette.dim,
+        )));
+    }
+    let search = view
+        .search
+        .as_ref()
+        .filter(|search| search.hits.binary_search(&index).is_ok())
+        .map(|search| (search.query.as_str(), search.entry() == Some(index)));
+    lines.extend(entry_lines(&view.entries[index], width, look, &view.name, search));
+    lines
+}
+
+/// One entry as styled, wrapped lines. `me` is our name, marked where others say it;
+/// `search` is the query to highlight, and whether this is the hit being shown.
+fn entry_lines(
+    entry: &Entry,
+    width: usize,
+    look: &Look,
+    me: &str,
+    search: Option<(&str, bool)>,
+) -> Vec<Line<'static>> {
+    let p = &look.palette;
+    let dim = p.dim;
     let mut cells: Vec<(char, Style)> = Vec::new();
     let push = |cells: &mut Vec<(char, Style)>, text: &str, style: Style| {
         cells.extend(text.chars().map(|c| (c, style)));
     };
+    let body_start;
     match entry {
         Entry::Chat { ts, from, text, own } => {
-            push(&mut cells, &clock(*ts, utc_offset_secs), dim);
+            push(&mut cells, &clock(*ts, look.utc_offset_secs), dim);
             let name_style = match own {
                 Some(_) => Style::new().add_modifier(Modifier::BOLD),
-                None => Style::new().fg(sender_colour(from)).add_modifier(Modifier::BOLD),
+                None => p.sender(from),
             };
             push(&mut cells, &for_terminal(from), name_style);
             push(&mut cells, ": ", Style::new());
+            body_start = cells.len();
             let body = Style::new();
             for (i, line) in text.split('\n').enumerate() {
                 if i > 0 {
@@ -205,32 +250,93 @@ fn entry_lines(entry: &Entry, width: usize, utc_offset_secs: i32) -> Vec<Line<'s
                 }
                 push(&mut cells, &for_terminal(line), body);
             }
+            mark_links(&mut cells[body_start..], p.link);
+            if own.is_none() {
+                mark_matches(&mut cells[body_start..], me, p.mention, true);
+            }
             if let Some((_, delivery)) = own {
                 let partial;
                 let (mark, style) = match delivery {
                     Delivery::Sent => (" ·", dim),
                     Delivery::Partial(acked, of) => {
                         partial = format!(" ✓ {acked}/{of}");
-                        (partial.as_str(), Style::new().fg(Color::Yellow))
+                        (partial.as_str(), p.warn)
                     }
-                    Delivery::Delivered => (" ✓", Style::new().fg(Color::Green)),
-                    Delivery::Transmitted => (" →", Style::new().fg(Color::Cyan)),
-                    Delivery::Failed => (" ✗ not delivered", Style::new().fg(Color::Red)),
+                    Delivery::Delivered => (" ✓", p.ok),
+                    Delivery::Transmitted => (" →", p.transfer),
+                    Delivery::Failed => (" ✗ not delivered", p.error),
                 };
+                let end = cells.len();
                 push(&mut cells, mark, style);
+                if let Some((query, current)) = search {
+                    mark_matches(
+                        &mut cells[body_start..end],
+                        query,
+                        if current { p.current_hit } else { p.hit },
+                        false,
+                    );
+                }
+                return wrap(&cells, width);
             }
         }
         Entry::System { ts, text, tone } => {
-            push(&mut cells, &clock(*ts, utc_offset_secs), dim);
+            push(&mut cells, &clock(*ts, look.utc_offset_secs), dim);
             let style = match tone {
-                Tone::Info => Style::new().fg(Color::DarkGray).add_modifier(Modifier::ITALIC),
-                Tone::Error => Style::new().fg(Color::Red),
+                Tone::Info => p.info,
+                Tone::Error => p.error,
             };
             push(&mut cells, "-- ", style);
+            body_start = cells.len();
             push(&mut cells, &for_terminal(text), style);
         }
     }
+    if let Some((query, current)) = search {
+        mark_matches(&mut cells[body_start..], query, if current { p.current_hit } else { p.hit }, false);
+    }
     wrap(&cells, width)
+}
+
+/// Restyles each occurrence of `needle` in `cells` (ignoring case); with `whole_word`, only
+/// where it stands as a word.
+fn mark_matches(cells: &mut [(char, Style)], needle: &str, style: Style, whole_word: bool) {
+    let lower = |c: char| c.to_lowercase().next().unwrap_or(c);
+    let needle: Vec<char> = needle.chars().map(lower).collect();
+    if needle.is_empty() || needle.len() > cells.len() {
+        return;
+    }
+    let word = |c: char| c.is_alphanumeric() || c == '_' || c == '-';
+    let mut at = 0;
+    while at + needle.len() <= cells.len() {
+        let found = cells[at..at + needle.len()].iter().zip(&needle).all(|((c, _), n)| lower(*c) == *n);
+        let bounded = !whole_word
+            || (at.checked_sub(1).is_none_or(|b| !word(cells[b].0))
+                && cells.get(at + needle.len()).is_none_or(|(c, _)| !word(*c)));
+        if found && bounded {
+            for cell in &mut cells[at..at + needle.len()] {
+                cell.1 = cell.1.patch(style);
+            }
+            at += needle.len();
+        } else {
+            at += 1;
+        }
+    }
+}
+
+/// Underlines the URLs (http:// and https://, up to the next space) in `cells`.
+fn mark_links(cells: &mut [(char, Style)], style: Style) {
+    let mut at = 0;
+    while at < cells.len() {
+        let rest: String = cells[at..].iter().take(8).map(|(c, _)| *c).collect();
+        if rest.starts_with("https://") || rest.starts_with("http://") {
+            let end = cells[at..].iter().position(|(c, _)| c.is_whitespace()).map_or(cells.len(), |n| at + n);
+            for cell in &mut cells[at..end] {
+                cell.1 = cell.1.patch(style);
+            }
+            at = end;
+        } else {
+            at += 1;
+        }
+    }
 }
 
 /// Breaks cells into lines of at most `width` display cells, at spaces where it can,
@@ -291,8 +397,8 @@ fn to_line(row: &[(char, Style)]) -> Line<'static> {
     Line::from(spans)
 }
 
-fn status_line(view: &View, width: usize) -> Line<'static> {
-    let bar = Style::new().fg(Color::White).bg(Color::DarkGray);
+fn status_line(view: &View, p: &Palette, width: usize) -> Line<'static> {
+    let bar = p.bar;
     let sep = Span::styled(" │ ", bar);
     let mut spans = vec![
         Span::styled(format!(" #{}", for_terminal(&view.room)), bar.add_modifier(Modifier::BOLD)),
@@ -301,13 +407,13 @@ fn status_line(view: &View, width: usize) -> Line<'static> {
         sep.clone(),
     ];
     let (relay, relay_colour) = match view.relay {
-        RelayState::Joining => ("relay: joining".to_owned(), Color::Yellow),
-        RelayState::Joined => ("relay: ok".to_owned(), Color::LightGreen),
-        RelayState::Hosting => ("relay: hosting".to_owned(), Color::LightGreen),
-        RelayState::Lost => ("relay: lost".to_owned(), Color::LightRed),
-        RelayState::Reconnecting(attempt) => (format!("relay: reconnecting (try {attempt})"), Color::Yellow),
+        RelayState::Joining => ("relay: joining".to_owned(), p.warn),
+        RelayState::Joined => ("relay: ok".to_owned(), p.ok),
+        RelayState::Hosting => ("relay: hosting".to_owned(), p.ok),
+        RelayState::Lost => ("relay: lost".to_owned(), p.bad),
+        RelayState::Reconnecting(attempt) => (format!("relay: reconnecting (try {attempt})"), p.warn),
     };
-    spans.push(Span::styled(relay, bar.fg(relay_colour)));
+    spans.push(Span::styled(relay, bar.patch(relay_colour)));
     if view.peers.is_empty() {
         spans.push(sep.clone());
         spans.push(Span::styled("no peers", bar));
@@ -315,7 +421,7 @@ fn status_line(view: &View, width: usize) -> Line<'static> {
     let mut each = Vec::new();
     for peer in view.peers.values() {
         each.push(sep.clone());
-        let (state, colour) = state_label(peer.state);
+        let (state, colour) = state_label(peer.state, p);
         let path = match (&peer.path, peer.state) {
             (Some(p), LinkState::Connected) => format!(" ({})", p.kind()),
             _ => String::new(),
@@ -323,22 +429,23 @@ fn status_line(view: &View, width: usize) -> Line<'static> {
         let verified = if peer.verified { " ✔" } else { "" };
         each.push(Span::styled(
             format!("{}{verified}{state}{path}", for_terminal(&peer.name)),
-            bar.fg(colour),
+            bar.patch(colour),
         ));
         if let Some(dbfs) = peer.audio {
-            each.push(Span::styled(format!(" ♪{}", meter(dbfs)), bar.fg(Color::LightCyan)));
+            each.push(Span::styled(format!(" ♪{}", meter(dbfs)), bar.patch(p.audio)));
         }
     }
     let mut tail = Vec::new();
     if let Some(call) = view.call {
         tail.push(sep.clone());
         let (text, colour) = match (call, view.muted) {
-            (CallBar::Calling, _) => ("call: calling", Color::Yellow),
-            (CallBar::Live, false) => ("call: live", Color::LightGreen),
-            (CallBar::Live, true) => ("call: muted", Color::LightRed),
+            (CallBar::Calling, _) => ("call: calling", p.warn),
+            (CallBar::Live, false) => ("call: live", p.ok),
+            (CallBar::Live, true) => ("call: muted", p.bad),
         };
-        tail.push(Span::styled(text, bar.fg(colour)));
+        tail.push(Span::styled(text, bar.patch(colour)));
     }
+
     if let Some(rtt) = view.rtt_ms {
         tail.push(sep.clone());
         tail.push(Span::styled(format!("rtt {rtt:.1} ms"), bar));
@@ -350,7 +457,7 @@ fn status_line(view: &View, width: usize) -> Line<'static> {
         spans.extend(each);
     } else if !view.peers.is_empty() {
         spans.push(sep.clone());
-        spans.extend(peer_counts(view, bar));
+        spans.extend(peer_counts(view, p));
     }
     spans.extend(tail);
     let used: usize = spans.iter().map(|s| s.width()).sum();
@@ -359,22 +466,23 @@ fn status_line(view: &View, width: usize) -> Line<'static> {
 }
 
 /// "7 members: 6 ok, 1 connecting ♪2 (F2)", coloured by state.
-fn peer_counts(view: &View, bar: Style) -> Vec<Span<'static>> {
+fn peer_counts(view: &View, p: &Palette) -> Vec<Span<'static>> {
+    let bar = p.bar;
     let count = |pred: fn(LinkState) -> bool| view.peers.values().filter(|p| pred(p.state)).count();
     let ok = count(|s| s == LinkState::Connected);
     let waiting = count(|s| matches!(s, LinkState::New | LinkState::Connecting | LinkState::Disconnected));
     let failed = count(|s| matches!(s, LinkState::Failed | LinkState::Closed));
     let mut spans = vec![Span::styled(format!("{} members: ", view.peers.len()), bar)];
-    spans.push(Span::styled(format!("{ok} ok"), bar.fg(Color::LightGreen)));
+    spans.push(Span::styled(format!("{ok} ok"), bar.patch(p.ok)));
     if waiting > 0 {
-        spans.push(Span::styled(format!(", {waiting} connecting"), bar.fg(Color::Yellow)));
+        spans.push(Span::styled(format!(", {waiting} connecting"), bar.patch(p.warn)));
     }
     if failed > 0 {
-        spans.push(Span::styled(format!(", {failed} failed"), bar.fg(Color::LightRed)));
+        spans.push(Span::styled(format!(", {failed} failed"), bar.patch(p.bad)));
     }
-    let audio = view.peers.values().filter(|p| p.audio.is_some()).count();
+    let audio = view.peers.values().filter(|peer| peer.audio.is_some()).count();
     if audio > 0 {
-        spans.push(Span::styled(format!(" ♪{audio}"), bar.fg(Color::LightCyan)));
+        spans.push(Span::styled(format!(" ♪{audio}"), bar.patch(p.audio)));
     }
     spans.push(Span::styled(" (F2)", bar));
     spans
@@ -389,7 +497,8 @@ fn meter(dbfs: f32) -> String {
     (0..5).map(|cell| CELLS[eighths.saturating_sub(cell * 8).min(8)]).collect()
 }
 
-fn draw_input(frame: &mut Frame, area: Rect, editor: &Editor) {
+/// The input line; while a search is on and nothing is typed, how it stands.
+fn draw_input(frame: &mut Frame, area: Rect, view: &View, editor: &Editor, p: &Palette) {
     let prompt = "> ";
     let width = area.width as usize;
     let text = editor.display();
@@ -406,7 +515,18 @@ fn draw_input(frame: &mut Frame, area: Rect, editor: &Editor) {
         }
         shown.push(c);
     }
-    let line = Line::from(vec![Span::styled(prompt, Style::new().fg(Color::DarkGray)), Span::raw(shown)]);
+    let mut spans = vec![Span::styled(prompt, p.dim), Span::raw(shown)];
+    if let Some(search) = view.search.as_ref().filter(|_| text.is_empty()) {
+        let found = match search.hits.len() {
+            0 => "no match".to_owned(),
+            n => format!("{} of {n}", search.current + 1),
+        };
+        spans.push(Span::styled(
+            format!("search {:?}: {found} · ^R older · ^S newer · Esc ends", for_terminal(&search.query)),
+            p.info,
+        ));
+    }
+    let line = Line::from(spans);
     frame.render_widget(Paragraph::new(line), area);
     let x = area.x + u16::try_from(prompt.len() + cursor - skipped.min(cursor)).unwrap_or(area.width - 1);
     frame.set_cursor_position(Position::new(x.min(area.x + area.width.saturating_sub(1)), area.y));
@@ -417,11 +537,6 @@ fn clock(ts_ms: u64, utc_offset_secs: i32) -> String {
     let secs = i64::try_from(ts_ms / 1000).unwrap_or(0) + i64::from(utc_offset_secs);
     let minutes = secs.rem_euclid(86_400) / 60;
     format!("{:02}:{:02} ", minutes / 60, minutes % 60)
-}
-
-fn sender_colour(name: &str) -> Color {
-    let hash = name.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
-    SENDER_COLOURS[hash as usize % SENDER_COLOURS.len()]
 }
 
 fn centre(text: &str, width: usize, fill: char) -> String {
@@ -439,15 +554,29 @@ mod tests {
 
     use super::*;
     use crate::app::Notice;
+    use crate::cli::Theme;
     use crate::peer::Path;
 
     /// 2026-11-24 09:30 UTC, in milliseconds.
     const T0: u64 = 1_795_512_600_000;
 
     fn screen(view: &View, editor: &Editor, width: u16, height: u16) -> TestBackend {
+        screen_in(Theme::Dark, view, editor, width, height)
+    }
+
+    fn screen_in(theme: Theme, view: &View, editor: &Editor, width: u16, height: u16) -> TestBackend {
+        let look = look(theme);
         let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("test terminal");
-        terminal.draw(|frame| draw(frame, view, editor, 0)).expect("draw");
+        terminal.draw(|frame| draw(frame, view, editor, &look)).expect("draw");
         terminal.backend().clone()
+    }
+
+    fn look(theme: Theme) -> Look {
+        Look { palette: Palette::new(theme), utc_offset_secs: 0, links: false }
+    }
+
+    fn dark() -> Palette {
+        Palette::new(Theme::Dark)
     }
 
     fn pid(s: &str) -> PeerId {
@@ -614,9 +743,9 @@ mod tests {
     fn status_bar_in_each_connection_state() {
         let mut lines = Vec::new();
         let mut v = View::new("demo", "alice");
-        lines.push(status_line(&v, 72));
+        lines.push(status_line(&v, &dark(), 72));
         v.apply(&joined_with_bob(), T0);
-        lines.push(status_line(&v, 72));
+        lines.push(status_line(&v, &dark(), 72));
         let relayed =
             Path { local: "relay".into(), remote: "host".into(), protocol: "udp".into(), rtt_ms: None };
         v.apply(
@@ -631,7 +760,7 @@ mod tests {
             T0,
         );
         v.rtt_ms = Some(12.3);
-        lines.push(status_line(&v, 72));
+        lines.push(status_line(&v, &dark(), 72));
         v.apply(
             &Notice::Link {
                 peer: pid("p1"),
@@ -641,13 +770,13 @@ mod tests {
             },
             T0,
         );
-        lines.push(status_line(&v, 72));
+        lines.push(status_line(&v, &dark(), 72));
         v.apply(
             &Notice::Link { peer: pid("p1"), name: "bob".into(), state: LinkState::Failed, detail: None },
             T0,
         );
         v.apply(&Notice::RelayLost { reason: "gone".into() }, T0);
-        lines.push(status_line(&v, 72));
+        lines.push(status_line(&v, &dark(), 72));
         let text: Vec<String> =
             lines.iter().map(|l| l.spans.iter().map(|s| s.content.as_ref()).collect()).collect();
         insta::assert_snapshot!(text.join("\n"));
@@ -671,17 +800,17 @@ mod tests {
             T0,
         );
         v.apply(&Notice::Call(CallState::Calling), T0);
-        lines.push(status_line(&v, 72));
+        lines.push(status_line(&v, &dark(), 72));
         v.apply(&Notice::Call(CallState::Live { source: "microphone default".into() }), T0);
         v.apply(&Notice::PeerAudio { peer: pid("p1"), name: "bob".into(), receiving: true }, T0);
         v.apply(&Notice::AudioLevel { peer: pid("p1"), dbfs: -21.0 }, T0);
-        lines.push(status_line(&v, 72));
+        lines.push(status_line(&v, &dark(), 72));
         v.apply(&Notice::Muted { muted: true }, T0);
         v.apply(&Notice::AudioLevel { peer: pid("p1"), dbfs: -3.0 }, T0);
-        lines.push(status_line(&v, 72));
+        lines.push(status_line(&v, &dark(), 72));
         v.apply(&Notice::Call(CallState::Ended { reason: "hung up".into() }), T0);
         v.apply(&Notice::PeerAudio { peer: pid("p1"), name: "bob".into(), receiving: false }, T0);
-        lines.push(status_line(&v, 72));
+        lines.push(status_line(&v, &dark(), 72));
         let text: Vec<String> =
             lines.iter().map(|l| l.spans.iter().map(|s| s.content.as_ref()).collect()).collect();
         insta::assert_snapshot!(text.join("\n"));
@@ -710,7 +839,7 @@ mod tests {
         let mut editor = Editor::default();
         editor.paste("한국어");
         let mut terminal = Terminal::new(TestBackend::new(30, 5)).expect("test terminal");
-        terminal.draw(|frame| draw(frame, &View::new("r", "a"), &editor, 0)).expect("draw");
+        terminal.draw(|frame| draw(frame, &View::new("r", "a"), &editor, &look(Theme::Dark))).expect("draw");
         assert_eq!(terminal.get_cursor_position().expect("cursor"), Position::new(2 + 6, 4));
     }
 
@@ -735,10 +864,76 @@ mod tests {
             );
         }
         v.rtt_ms = Some(0.4);
-        let bar: String = status_line(&v, 80).spans.iter().map(|s| s.content.as_ref()).collect();
+        let bar: String = status_line(&v, &dark(), 80).spans.iter().map(|s| s.content.as_ref()).collect();
         assert_eq!(bar.chars().count(), 80, "{bar}");
         assert!(bar.contains("│ 7 members: 6 ok, 1 connecting (F2) │ rtt 0.4 ms"), "{bar}");
         v.panel = true;
         insta::assert_snapshot!(screen(&v, &Editor::default(), 80, 18));
+    }
+
+    /// The screen with each cell's style: what a snapshot of colours needs.
+    fn styled(theme: Theme, view: &View, width: u16, height: u16) -> String {
+        format!("{:?}", screen_in(theme, view, &Editor::default(), width, height).buffer())
+    }
+
+    /// Bob mentions alice, says a URL, and alice searches for "slides".
+    fn searched() -> View {
+        let mut v = conversation();
+        let said = |id, text: &str| Notice::Message {
+            peer: pid("p1"),
+            from: "bob".into(),
+            id,
+            ts: T0 + 240_000,
+            text: text.into(),
+            private: false,
+        };
+        v.apply(&said(3, "@alice the slides: https://example.org/q3?v=2"), T0);
+        v.apply(&said(4, "Slides are final"), T0);
+        v.search("slides");
+        v
+    }
+
+    #[test]
+    fn search_highlights_every_hit_and_the_current_one() {
+        let v = searched();
+        insta::assert_snapshot!(screen(&v, &Editor::default(), 60, 12));
+        insta::assert_snapshot!(styled(Theme::Dark, &v, 60, 8));
+    }
+
+    #[test]
+    fn the_read_marker_sits_where_you_looked_away() {
+        let mut v = conversation();
+        v.focus(false);
+        v.apply(
+            &Notice::Message {
+                peer: pid("p1"),
+                from: "bob".into(),
+                id: 3,
+                ts: T0 + 240_000,
+                text: "are you there, alice?".into(),
+                private: false,
+            },
+            T0,
+        );
+        v.focus(true);
+        insta::assert_snapshot!(screen(&v, &Editor::default(), 60, 12));
+    }
+
+    #[test]
+    fn no_colour_uses_emphasis_only() {
+        let shown = styled(Theme::None, &searched(), 60, 8);
+        for colour in ["fg: Red", "fg: Cyan", "fg: DarkGray", "bg: DarkGray", "bg: Yellow"] {
+            assert!(!shown.contains(colour), "{colour} in\n{shown}");
+        }
+        insta::assert_snapshot!(shown);
+    }
+
+    #[test]
+    fn the_light_palette_keeps_clear_of_light_colours() {
+        let shown = styled(Theme::Light, &searched(), 60, 8);
+        for colour in ["fg: Yellow", "fg: LightGreen", "fg: White, bg: DarkGray"] {
+            assert!(!shown.contains(colour), "{colour} in\n{shown}");
+        }
+        insta::assert_snapshot!(shown);
     }
 }

@@ -1,10 +1,13 @@
 //! Taking over the terminal and always giving it back: raw mode, the alternate screen,
-//! bracketed paste and mouse reporting are undone on every exit path, a panic included.
+//! bracketed paste, focus and mouse reporting are undone on every exit path, a panic
+//! included.
 
-use std::io::{self, Stdout};
+use std::io::{self, Stdout, Write as _};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crossterm::event::{
-    DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture,
+    DisableBracketedPaste, DisableFocusChange, DisableMouseCapture, EnableBracketedPaste, EnableFocusChange,
+    EnableMouseCapture,
 };
 use crossterm::execute;
 use crossterm::terminal::{EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode};
@@ -19,9 +22,9 @@ pub struct Guard {
 }
 
 impl Guard {
-    /// Switches the terminal to interface mode and installs a panic hook that switches it
-    /// back before the panic message prints.
-    pub fn enter() -> io::Result<Self> {
+    /// Switches the terminal to interface mode (taking the mouse with `mouse`) and installs
+    /// a panic hook that switches it back before the panic message prints.
+    pub fn enter(mouse: bool) -> io::Result<Self> {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             restore();
@@ -29,7 +32,14 @@ impl Guard {
         }));
         enable_raw_mode()?;
         let mut stdout = io::stdout();
-        if let Err(e) = execute!(stdout, EnterAlternateScreen, EnableBracketedPaste, EnableMouseCapture) {
+        // The title is set while we run (the unread count); xterm's title stack gives the
+        // shell's back. Terminals without one ignore both sequences.
+        if stdout.write_all(PUSH_TITLE).is_ok() {
+            TITLE_PUSHED.store(true, Ordering::SeqCst);
+        }
+        let entered = execute!(stdout, EnterAlternateScreen, EnableBracketedPaste, EnableFocusChange)
+            .and_then(|()| if mouse { execute!(stdout, EnableMouseCapture) } else { Ok(()) });
+        if let Err(e) = entered {
             restore();
             return Err(e);
         }
@@ -45,8 +55,22 @@ impl Drop for Guard {
     }
 }
 
+const PUSH_TITLE: &[u8] = b"\x1b[22;0t";
+const POP_TITLE: &[u8] = b"\x1b[23;0t";
+/// Popped once only: a second pop would take the shell's own title off the stack.
+static TITLE_PUSHED: AtomicBool = AtomicBool::new(false);
+
 /// Puts the terminal back as the shell expects it. Safe to call more than once.
 fn restore() {
-    let _ = execute!(io::stdout(), DisableMouseCapture, DisableBracketedPaste, LeaveAlternateScreen);
+    if TITLE_PUSHED.swap(false, Ordering::SeqCst) {
+        let _ = io::stdout().write_all(POP_TITLE);
+    }
+    let _ = execute!(
+        io::stdout(),
+        DisableMouseCapture,
+        DisableFocusChange,
+        DisableBracketedPaste,
+        LeaveAlternateScreen
+    );
     let _ = disable_raw_mode();
 }

@@ -110,6 +110,33 @@ pub struct View {
     receipts: BTreeMap<u64, Receipt>,
     /// File transfers under way, by direction (incoming), number and member.
     pub transfers: BTreeMap<(bool, u64, PeerId), TransferView>,
+    /// The terminal has focus (focus events; assumed until told otherwise).
+    pub focused: bool,
+    /// The read marker is drawn above this entry: the first one that came after focus
+    /// went away. Cleared when you send, moved when focus goes away again.
+    pub read_marker: Option<usize>,
+    /// Messages from others since focus went away, for the terminal's title.
+    pub unread: usize,
+    /// The search through the scrollback, while one is on.
+    pub search: Option<Search>,
+}
+
+/// A search through the conversation (`/search TEXT`, Ctrl-R).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Search {
+    pub query: String,
+    /// The entries that hold it, oldest first.
+    pub hits: Vec<usize>,
+    /// Which hit is shown (an index into `hits`); the newest at first.
+    pub current: usize,
+}
+
+impl Search {
+    /// The entry shown, if there is a hit.
+    #[must_use]
+    pub fn entry(&self) -> Option<usize> {
+        self.hits.get(self.current).copied()
+    }
 }
 
 /// Who has one of our messages.
@@ -141,11 +168,80 @@ impl View {
             panel: false,
             receipts: BTreeMap::new(),
             transfers: BTreeMap::new(),
+            focused: true,
+            read_marker: None,
+            unread: 0,
+            search: None,
+        }
+    }
+
+    /// Focus came or went. Going away sets the read marker after what is on screen now;
+    /// coming back clears the unread count (the marker stays, to show where you left off).
+    pub fn focus(&mut self, focused: bool) {
+        if !focused && self.focused {
+            self.read_marker = Some(self.entries.len());
+        }
+        self.focused = focused;
+        self.unread = 0;
+    }
+
+    /// The terminal's title: the room, after the unread count when there is one.
+    #[must_use]
+    pub fn title(&self) -> String {
+        let room = crate::sanitize::for_terminal(&self.room);
+        match self.unread {
+            0 => format!("peertalk #{room}"),
+            n => format!("({n}) peertalk #{room}"),
+        }
+    }
+
+    /// Whether `notice` deserves the user's attention: a message that names us, or any
+    /// message while the terminal is not focused. Returns its sender and text.
+    #[must_use]
+    pub fn attention<'n>(&self, notice: &'n Notice) -> Option<(&'n str, &'n str)> {
+        match notice {
+            Notice::Message { from, text, .. } if !self.focused || mentions(text, &self.name) => {
+                Some((from.as_str(), text.as_str()))
+            }
+            _ => None,
+        }
+    }
+
+    /// Starts a search for `query` (an empty one ends it), showing the newest hit.
+    pub fn search(&mut self, query: &str) {
+        if query.is_empty() {
+            self.search = None;
+            return;
+        }
+        let needle = query.to_lowercase();
+        let hits: Vec<usize> = self
+            .entries
+            .iter()
+            .enumerate()
+            .filter(|(_, entry)| entry_text(entry).to_lowercase().contains(&needle))
+            .map(|(index, _)| index)
+            .collect();
+        let current = hits.len().saturating_sub(1);
+        self.search = Some(Search { query: query.to_owned(), hits, current });
+    }
+
+    /// Moves the search to an older hit (`older`) or a newer one; stays at either end.
+    pub fn search_step(&mut self, older: bool) {
+        if let Some(search) = &mut self.search {
+            search.current = if older {
+                search.current.saturating_sub(1)
+            } else {
+                (search.current + 1).min(search.hits.len().saturating_sub(1))
+            };
         }
     }
 
     /// Takes in one notice; `now` (ms since the epoch) stamps system lines.
     pub fn apply(&mut self, notice: &Notice, now: u64) {
+        if matches!(notice, Notice::Sent { .. }) && self.focused {
+            // Writing means you have caught up.
+            self.read_marker = None;
+        }
         let info = |text: String| Entry::System { ts: now, text, tone: Tone::Info };
         let error = |text: String| Entry::System { ts: now, text, tone: Tone::Error };
         let entry = match notice {
@@ -221,6 +317,9 @@ impl View {
                 if *state == LinkState::Failed { error(text) } else { info(text) }
             }
             Notice::Message { from, ts, text, private, .. } => {
+                if !self.focused {
+                    self.unread += 1;
+                }
                 let from = if *private { format!("{from} (private)") } else { from.clone() };
                 Entry::Chat { ts: *ts, from, text: text.clone(), own: None }
             }
@@ -429,6 +528,8 @@ impl View {
         self.entries.clear();
         self.scroll = 0;
         self.unseen = 0;
+        self.read_marker = None;
+        self.search = None;
     }
 
     /// Scrolls up (positive) or down (negative) by `lines`; the renderer clamps the top.
@@ -454,9 +555,22 @@ impl View {
         if self.scroll > 0 {
             self.unseen += 1;
         }
+        if let Some(search) = &mut self.search
+            && entry_text(&entry).to_lowercase().contains(&search.query.to_lowercase())
+        {
+            search.hits.push(self.entries.len());
+        }
         self.entries.push(entry);
         if self.entries.len() > SCROLLBACK {
-            self.entries.drain(..self.entries.len() - SCROLLBACK);
+            let dropped = self.entries.len() - SCROLLBACK;
+            self.entries.drain(..dropped);
+            self.read_marker = self.read_marker.map(|m| m.saturating_sub(dropped));
+            if let Some(search) = &mut self.search {
+                let before = search.hits.len();
+                search.hits.retain(|&hit| hit >= dropped);
+                search.hits.iter_mut().for_each(|hit| *hit -= dropped);
+                search.current = search.current.saturating_sub(before - search.hits.len());
+            }
         }
     }
 
@@ -516,6 +630,26 @@ impl View {
             }
         }
     }
+}
+
+/// The text an entry shows, for searching.
+fn entry_text(entry: &Entry) -> &str {
+    match entry {
+        Entry::Chat { text, .. } | Entry::System { text, .. } => text,
+    }
+}
+
+/// Whether `text` names `name` as a word (`alice`, `@alice:`, `Alice,`), ignoring case.
+#[must_use]
+pub fn mentions(text: &str, name: &str) -> bool {
+    let (text, name) = (text.to_lowercase(), name.to_lowercase());
+    let word = |c: char| c.is_alphanumeric() || c == '_' || c == '-';
+    !name.is_empty()
+        && text.match_indices(&name).any(|(at, _)| {
+            let before = text[..at].chars().next_back();
+            let after = text[at + name.len()..].chars().next();
+            !before.is_some_and(word) && !after.is_some_and(word)
+        })
 }
 
 #[cfg(test)]
@@ -614,5 +748,84 @@ mod tests {
         assert_eq!(v.peers[&pid("p1")].state, LinkState::Connected);
         v.apply(&Notice::PeerLeft { peer: pid("p1"), name: "bob".into() }, 0);
         assert!(v.peers.is_empty());
+    }
+
+    fn from_bob(text: &str) -> Notice {
+        Notice::Message {
+            peer: pid("p1"),
+            from: "bob".into(),
+            id: 1,
+            ts: 0,
+            text: text.into(),
+            private: false,
+        }
+    }
+
+    #[test]
+    fn a_message_that_names_you_wants_attention_and_so_does_any_while_unfocused() {
+        let mut v = View::new("demo", "alice");
+        assert_eq!(v.attention(&from_bob("@Alice: lunch?")), Some(("bob", "@Alice: lunch?")));
+        assert_eq!(v.attention(&from_bob("alice, lunch?")).map(|(f, _)| f), Some("bob"));
+        assert_eq!(v.attention(&from_bob("malice and alicent")), None, "only the whole word");
+        assert_eq!(v.attention(&from_bob("lunch?")), None);
+        v.focus(false);
+        assert_eq!(v.attention(&from_bob("lunch?")), Some(("bob", "lunch?")));
+        let own = Notice::Sent { id: 1, ts: 0, text: "alice here".into(), to: None };
+        assert_eq!(v.attention(&own), None, "never for your own");
+    }
+
+    #[test]
+    fn unread_messages_count_in_the_title_and_the_marker_stays_until_you_write() {
+        let mut v = View::new("demo", "alice");
+        v.apply(&from_bob("seen"), 0);
+        assert_eq!(v.title(), "peertalk #demo");
+        v.focus(false);
+        v.apply(&from_bob("one"), 0);
+        v.apply(&Notice::PeerJoined { peer: pid("p2"), name: "carol".into() }, 0);
+        v.apply(&from_bob("two"), 0);
+        assert_eq!(v.title(), "(2) peertalk #demo", "messages count, other lines do not");
+        assert_eq!(v.read_marker, Some(1));
+        v.focus(true);
+        assert_eq!((v.title().as_str(), v.read_marker), ("peertalk #demo", Some(1)));
+        v.apply(&Notice::Sent { id: 1, ts: 0, text: "back".into(), to: None }, 0);
+        assert_eq!(v.read_marker, None);
+    }
+
+    #[test]
+    fn search_finds_every_entry_and_steps_from_the_newest_to_the_oldest() {
+        let mut v = View::new("demo", "alice");
+        for text in ["Deploy at 3", "lunch", "deploy done", "ok"] {
+            v.apply(&from_bob(text), 0);
+        }
+        v.search("DEPLOY");
+        let search = v.search.clone().expect("searching");
+        assert_eq!((search.entry(), search.hits), (Some(2), vec![0, 2]));
+        v.search_step(true);
+        assert_eq!(v.search.as_ref().and_then(Search::entry), Some(0));
+        v.search_step(true);
+        assert_eq!(v.search.as_ref().and_then(Search::entry), Some(0), "stays at the oldest");
+        v.apply(&from_bob("deploy again"), 0);
+        assert_eq!(v.search.as_ref().map(|s| s.hits.clone()), Some(vec![0, 2, 4]), "new hits join");
+        v.search("");
+        assert!(v.search.is_none());
+    }
+
+    #[test]
+    fn the_marker_and_the_hits_follow_entries_when_old_ones_are_dropped() {
+        let mut v = View::new("demo", "alice");
+        v.apply(&from_bob("needle"), 0);
+        for _ in 0..10 {
+            v.apply(&from_bob("hay"), 0);
+        }
+        v.apply(&from_bob("needle"), 0);
+        v.focus(false);
+        v.search("needle");
+        for _ in 0..SCROLLBACK - 12 {
+            v.apply(&from_bob("hay"), 0);
+        }
+        assert_eq!(v.entries.len(), SCROLLBACK);
+        v.apply(&from_bob("more hay"), 0);
+        assert_eq!(v.read_marker, Some(11));
+        assert_eq!(v.search.as_ref().map(|s| (s.hits.clone(), s.current)), Some((vec![10], 0)));
     }
 }

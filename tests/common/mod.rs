@@ -10,6 +10,7 @@ pub mod files;
 pub mod in_process;
 pub mod mitm;
 pub mod netns;
+pub mod pki;
 pub mod redis;
 pub mod sansio;
 pub mod turn;
@@ -325,6 +326,8 @@ impl Client {
         }
         // One identity for the test run's clients, not the developer's own (--identity wins).
         command.env("PEERTALK_IDENTITY", test_identity());
+        // Nor the developer's config file: this folder has none.
+        command.env("XDG_CONFIG_HOME", test_identity().with_file_name("no-config"));
         let mut child = command
             .args(args)
             .stdin(stdin)
