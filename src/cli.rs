@@ -195,8 +195,8 @@ pub struct Cli {
     pub theme: Option<Theme>,
 
     /// How the interface tells you about a message that names you, or that arrives while
-    /// the terminal is not focused: "bell", "osc" (a desktop notification, OSC 777 and OSC 9,
-    /// for terminals that show them; the bell otherwise), or "off".
+    /// the terminal is not focused: "bell", "osc" (the bell, and a desktop notification
+    /// through OSC 777 and OSC 9 for terminals that show them), or "off".
     #[arg(long, value_enum, env = "PEERTALK_NOTIFY", default_value_t = Notify::Bell)]
     pub notify: Notify,
 

@@ -157,3 +157,68 @@ async fn a_file_sent_with_tab_completion_is_accepted_with_alt_y_and_checked() {
         common::files::sha256(&file)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mention_rings_the_bell_unread_messages_title_the_window_and_search_finds_them() {
+    let relay = Relay::start().await;
+    let tmux = Tmux::new("attention");
+    let client = |name: &str| {
+        format!(
+            "{} --room tui-attention --name {name} --signal {} --log-file {}",
+            env!("CARGO_BIN_EXE_peertalk"),
+            relay.url,
+            std::env::temp_dir()
+                .join(format!("peertalk-tui-attention-{name}-{}.log", std::process::id()))
+                .display()
+        )
+    };
+    tmux.start("alice", &client("alice"));
+    tmux.wait_for("alice", "nobody else is here yet");
+    tmux.start("bob", &client("bob"));
+    tmux.wait_for("alice", "connected to bob");
+    let window =
+        |format: &str| tmux.tmux(&["display-message", "-p", "-t", "alice", format]).trim().to_owned();
+    assert_eq!(window("#{pane_title}"), "peertalk #tui-attention");
+
+    tmux.type_line("bob", "the deploy starts at three");
+    tmux.wait_for("alice", "bob: the deploy starts at three");
+    assert_eq!(window("#{window_bell_flag}"), "0", "a message that does not name alice stays quiet");
+    tmux.type_line("bob", "@alice can you watch it?");
+    tmux.wait_for("alice", "bob: @alice can you watch it?");
+    let deadline = Instant::now() + WAIT;
+    while window("#{window_bell_flag}") != "1" {
+        assert!(Instant::now() < deadline, "a mention rings the bell");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // The terminal's focus reports (CSI O, CSI I), as tmux passes them on.
+    tmux.tmux(&["send-keys", "-t", "alice", "-H", "1b", "5b", "4f"]);
+    std::thread::sleep(Duration::from_millis(300));
+    tmux.type_line("bob", "deploy done");
+    tmux.wait_for("alice", "bob: deploy done");
+    let deadline = Instant::now() + WAIT;
+    while window("#{pane_title}") != "(1) peertalk #tui-attention" {
+        assert!(Instant::now() < deadline, "the title counts the unread: {:?}", window("#{pane_title}"));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    tmux.tmux(&["send-keys", "-t", "alice", "-H", "1b", "5b", "49"]);
+    let alice = tmux.wait_for("alice", "new since you looked away");
+    let marker = alice.lines().position(|l| l.contains("new since you looked away")).expect("marker");
+    assert!(alice.lines().nth(marker + 1).is_some_and(|l| l.contains("bob: deploy done")), "{alice}");
+    let deadline = Instant::now() + WAIT;
+    while window("#{pane_title}") != "peertalk #tui-attention" {
+        assert!(Instant::now() < deadline, "focus back clears the count");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    tmux.type_line("alice", "/search DEPLOY");
+    tmux.wait_for("alice", "search \"DEPLOY\": 2 of 2");
+    tmux.tmux(&["send-keys", "-t", "alice", "C-r"]);
+    tmux.wait_for("alice", "search \"DEPLOY\": 1 of 2");
+    tmux.tmux(&["send-keys", "-t", "alice", "Escape"]);
+    let deadline = Instant::now() + WAIT;
+    while tmux.screen("alice").contains("search \"DEPLOY\"") {
+        assert!(Instant::now() < deadline, "Esc ends the search");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
