@@ -15,18 +15,27 @@ use ratatui::layout::Rect;
 /// Turns each URL (http:// or https://, up to the end of its row) in `area` into a link.
 pub fn mark(buf: &mut Buffer, area: Rect) {
     for y in area.top()..area.bottom() {
-        let row: Vec<String> = (area.left()..area.right()).map(|x| buf[(x, y)].symbol().to_owned()).collect();
+        // A cell of more than one character (or none) cannot be part of a URL.
+        let row: Vec<char> = (area.left()..area.right())
+            .map(|x| {
+                let mut chars = buf[(x, y)].symbol().chars();
+                match (chars.next(), chars.next()) {
+                    (Some(c), None) => c,
+                    _ => '\0',
+                }
+            })
+            .collect();
         let mut x = 0;
         while x < row.len() {
-            let len = url_at(&row[x..]);
+            let len = url_len(&row[x..]);
             if len == 0 {
                 x += 1;
                 continue;
             }
-            let url: String = row[x..x + len].concat();
+            let url: String = row[x..x + len].iter().collect();
             for start in (x..x + len).step_by(2) {
                 let end = (start + 2).min(x + len);
-                let pair: String = row[start..end].concat();
+                let pair: String = row[start..end].iter().collect();
                 let left = area.left() + u16::try_from(start).unwrap_or(u16::MAX);
                 let width =
                     NonZeroU16::new(u16::try_from(end - start).unwrap_or(1)).unwrap_or(NonZeroU16::MIN);
@@ -42,20 +51,20 @@ pub fn mark(buf: &mut Buffer, area: Rect) {
     }
 }
 
-/// How many cells from the start of `cells` are a URL (0 if none starts there).
-fn url_at(cells: &[String]) -> usize {
-    let head: String = cells.iter().take(8).map(String::as_str).collect();
-    if !(head.starts_with("https://") || head.starts_with("http://")) {
+/// How many characters from the start of `chars` are a URL (0 if none starts there).
+#[must_use]
+pub fn url_len(chars: &[char]) -> usize {
+    let starts = |prefix: &str| chars.iter().copied().take(prefix.len()).eq(prefix.chars());
+    let scheme = if starts("https://") {
+        8
+    } else if starts("http://") {
+        7
+    } else {
         return 0;
-    }
-    let len = cells.iter().take_while(|c| c.chars().count() == 1 && c.chars().all(url_char)).count();
-    let scheme = if head.starts_with("https://") { 8 } else { 7 };
+    };
+    let len = chars.iter().take_while(|c| url_char(**c)).count();
     // A sentence's closing punctuation is not part of the address.
-    let trimmed = cells[..len]
-        .iter()
-        .rev()
-        .take_while(|c| matches!(c.as_str(), "." | "," | ")" | "!" | "?" | ";" | ":"))
-        .count();
+    let trimmed = chars[..len].iter().rev().take_while(|c| ".,)!?;:".contains(**c)).count();
     let len = len - trimmed;
     if len > scheme { len } else { 0 }
 }

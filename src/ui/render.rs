@@ -322,19 +322,19 @@ fn mark_matches(cells: &mut [(char, Style)], needle: &str, style: Style, whole_w
     }
 }
 
-/// Underlines the URLs (http:// and https://, up to the next space) in `cells`.
+/// Underlines the URLs in `cells`, as [`super::links`] finds them.
 fn mark_links(cells: &mut [(char, Style)], style: Style) {
+    let chars: Vec<char> = cells.iter().map(|(c, _)| *c).collect();
     let mut at = 0;
-    while at < cells.len() {
-        let rest: String = cells[at..].iter().take(8).map(|(c, _)| *c).collect();
-        if rest.starts_with("https://") || rest.starts_with("http://") {
-            let end = cells[at..].iter().position(|(c, _)| c.is_whitespace()).map_or(cells.len(), |n| at + n);
-            for cell in &mut cells[at..end] {
-                cell.1 = cell.1.patch(style);
+    while at < chars.len() {
+        match super::links::url_len(&chars[at..]) {
+            0 => at += 1,
+            len => {
+                for cell in &mut cells[at..at + len] {
+                    cell.1 = cell.1.patch(style);
+                }
+                at += len;
             }
-            at = end;
-        } else {
-            at += 1;
         }
     }
 }
@@ -935,5 +935,27 @@ mod tests {
             assert!(!shown.contains(colour), "{colour} in\n{shown}");
         }
         insta::assert_snapshot!(shown);
+    }
+
+    #[test]
+    fn urls_become_osc8_links_with_their_text_unchanged() {
+        let mut v = View::new("demo", "alice");
+        v.apply(
+            &Notice::Message {
+                peer: pid("p1"),
+                from: "bob".into(),
+                id: 1,
+                ts: T0,
+                text: "notes: https://ex.am/a?b=1, ok".into(),
+                private: false,
+            },
+            T0,
+        );
+        let look = Look { links: true, ..look(Theme::None) };
+        let mut terminal = Terminal::new(TestBackend::new(50, 3)).expect("test terminal");
+        terminal.draw(|frame| draw(frame, &v, &Editor::default(), &look)).expect("draw");
+        let row: Vec<String> =
+            (0..50).map(|x| terminal.backend().buffer()[(x, 0)].symbol().to_owned()).collect();
+        insta::assert_debug_snapshot!(row.concat());
     }
 }
