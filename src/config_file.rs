@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use clap::parser::ValueSource;
 use clap::{Arg, ArgMatches, Command};
+use peertalk_signal::settings_file;
 
 /// The environment variable that names the config file, like `--config`.
 pub const CONFIG_ENV: &str = "PEERTALK_CONFIG";
@@ -25,26 +26,12 @@ pub struct ConfigFile {
 }
 
 /// The config file to read: `--config` or [`CONFIG_ENV`] (which must exist), else
-/// `$XDG_CONFIG_HOME/peertalk/config.toml` (or `~/.config/…`) when there is one. It is
-/// found before the full parse because its contents shape that parse.
+/// `$XDG_CONFIG_HOME/peertalk/config.toml` (or `~/.config/…`) when there is one.
 #[must_use]
 pub fn locate(args: &[OsString]) -> Option<PathBuf> {
-    let mut args = args.iter().skip(1);
-    while let Some(arg) = args.next() {
-        if arg == "--" {
-            break;
-        }
-        if arg == "--config" {
-            return args.next().map(PathBuf::from);
-        }
-        if let Some(path) = arg.to_str().and_then(|a| a.strip_prefix("--config=")) {
-            return Some(PathBuf::from(path));
-        }
-    }
-    if let Some(path) = std::env::var_os(CONFIG_ENV).filter(|p| !p.is_empty()) {
-        return Some(PathBuf::from(path));
-    }
-    default_path().filter(|p| p.is_file())
+    settings_file::flag_value(args, "--config")
+        .or_else(|| std::env::var_os(CONFIG_ENV).filter(|p| !p.is_empty()).map(PathBuf::from))
+        .or_else(|| default_path().filter(|p| p.is_file()))
 }
 
 /// `$XDG_CONFIG_HOME/peertalk/config.toml`, or `~/.config/peertalk/config.toml`.
@@ -63,64 +50,10 @@ fn is_setting(arg: &Arg) -> bool {
 }
 
 /// Reads `path` and makes each of its settings the default of its flag.
-pub fn apply(mut command: Command, path: &Path) -> Result<(Command, ConfigFile), clap::Error> {
-    let shown = path.display();
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        command.error(
-            clap::error::ErrorKind::Io,
-            format!(
-                "could not read the config file {shown}: {e}; fix the path given by --config or {CONFIG_ENV}"
-            ),
-        )
-    })?;
-    let table: toml::Table = toml::from_str(&text).map_err(|e| {
-        command.error(
-            clap::error::ErrorKind::InvalidValue,
-            format!("the config file {shown} is not valid TOML: {e}"),
-        )
-    })?;
-    let mut keys = BTreeSet::new();
-    for (key, value) in table {
-        let id = command
-            .get_arguments()
-            .find(|a| is_setting(a) && a.get_long() == Some(key.as_str()))
-            .map(|a| a.get_id().clone());
-        let Some(id) = id else {
-            return Err(command.error(
-                clap::error::ErrorKind::UnknownArgument,
-                format!(
-                    "the config file {shown} sets {key:?}, which is not a setting; settings are named like the flags (`peertalk config` lists them)"
-                ),
-            ));
-        };
-        let Some(text) = setting_text(&value) else {
-            return Err(command.error(
-                clap::error::ErrorKind::InvalidValue,
-                format!(
-                    "the config file {shown} sets {key:?} to a table or a date; give text, a number, true/false or a list"
-                ),
-            ));
-        };
-        // A setting the file gives is no longer missing (--room).
-        command = command.mut_arg(id, |arg| arg.default_value(text).required(false));
-        keys.insert(key);
-    }
+pub fn apply(command: Command, path: &Path) -> Result<(Command, ConfigFile), clap::Error> {
+    let hint = "settings are named like the flags (`peertalk config` lists them)";
+    let (command, keys) = settings_file::apply(command, path, is_setting, hint)?;
     Ok((command, ConfigFile { path: path.to_owned(), keys }))
-}
-
-/// A TOML value as the text its flag would take; lists join with commas, as the
-/// environment variables' do.
-fn setting_text(value: &toml::Value) -> Option<String> {
-    match value {
-        toml::Value::String(s) => Some(s.clone()),
-        toml::Value::Integer(n) => Some(n.to_string()),
-        toml::Value::Float(x) => Some(x.to_string()),
-        toml::Value::Boolean(b) => Some(b.to_string()),
-        toml::Value::Array(items) => {
-            items.iter().map(setting_text).collect::<Option<Vec<_>>>().map(|v| v.join(","))
-        }
-        _ => None,
-    }
 }
 
 /// The effective settings as a config file would say them, each with where it came from;
@@ -256,12 +189,5 @@ mod tests {
         assert!(err.contains("a table"), "{err}");
         let err = parse_with_file("name = \n", &[]).expect_err("bad TOML is refused");
         assert!(err.contains("not valid TOML"), "{err}");
-    }
-
-    #[test]
-    fn the_config_flag_is_found_before_parsing() {
-        let args = |a: &[&str]| a.iter().map(OsString::from).collect::<Vec<_>>();
-        assert_eq!(locate(&args(&["peertalk", "--config", "a.toml"])), Some(PathBuf::from("a.toml")));
-        assert_eq!(locate(&args(&["peertalk", "doctor", "--config=b.toml"])), Some(PathBuf::from("b.toml")));
     }
 }

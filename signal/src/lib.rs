@@ -8,6 +8,8 @@
 pub mod classic;
 pub mod hex;
 pub mod proto;
+#[cfg(feature = "settings-file")]
+pub mod settings_file;
 
 #[cfg(feature = "server")]
 mod cluster;

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{CommandFactory, FromArgMatches, Parser};
-use peertalk_signal::RelayConfig;
 use peertalk_signal::proto::DEFAULT_MAX_FRAME_BYTES;
+use peertalk_signal::{RelayConfig, settings_file};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -311,71 +311,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 /// a flag beats its environment variable, which beats the file, which beats the built-in
 /// default. The file's keys are the flags' names (`max-peers-per-room = 8`).
 fn parse_cli() -> Result<Cli, clap::Error> {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let mut command = Cli::command();
-    if let Some(path) = config_path() {
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            command.error(clap::error::ErrorKind::Io, format!("could not read the config file {path}: {e}"))
-        })?;
-        let table: toml::Table = toml::from_str(&text).map_err(|e| {
-            command.error(
-                clap::error::ErrorKind::InvalidValue,
-                format!("the config file {path} is not valid TOML: {e}"),
-            )
-        })?;
-        for (key, value) in table {
-            let known =
-                command.get_arguments().any(|a| a.get_long() == Some(key.as_str()) && key != "config");
-            if !known {
-                return Err(command.error(
-                    clap::error::ErrorKind::UnknownArgument,
-                    format!("the config file {path} sets {key:?}, which is not a setting; settings are named like the flags"),
-                ));
-            }
-            let Some(value) = setting_text(&value) else {
-                return Err(command.error(
-                    clap::error::ErrorKind::InvalidValue,
-                    format!("the config file {path} sets {key:?} to a table or a date; give a number, text, true/false or a list"),
-                ));
-            };
-            let id = command
-                .get_arguments()
-                .find(|a| a.get_long() == Some(key.as_str()))
-                .map(|a| a.get_id().clone());
-            if let Some(id) = id {
-                command = command.mut_arg(id, |arg| arg.default_value(value));
-            }
-        }
+    let path = settings_file::flag_value(&args, "--config")
+        .or_else(|| std::env::var_os("PEERTALK_SIGNAL_CONFIG").map(std::path::PathBuf::from));
+    if let Some(path) = path {
+        let is_setting = |arg: &clap::Arg| arg.get_long().is_some_and(|long| long != "config");
+        (command, _) = settings_file::apply(command, &path, is_setting, "settings are named like the flags")?;
     }
-    Cli::from_arg_matches(&command.try_get_matches()?)
-}
-
-/// A TOML value as the text its flag would take; lists join with commas.
-fn setting_text(value: &toml::Value) -> Option<String> {
-    match value {
-        toml::Value::String(s) => Some(s.clone()),
-        toml::Value::Integer(n) => Some(n.to_string()),
-        toml::Value::Float(x) => Some(x.to_string()),
-        toml::Value::Boolean(b) => Some(b.to_string()),
-        toml::Value::Array(items) => {
-            items.iter().map(setting_text).collect::<Option<Vec<_>>>().map(|v| v.join(","))
-        }
-        _ => None,
-    }
-}
-
-/// The `--config` path from the command line or `PEERTALK_SIGNAL_CONFIG`, looked for before
-/// the full parse because its contents shape that parse.
-fn config_path() -> Option<String> {
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        if arg == "--config" {
-            return args.next();
-        }
-        if let Some(path) = arg.strip_prefix("--config=") {
-            return Some(path.to_owned());
-        }
-    }
-    std::env::var("PEERTALK_SIGNAL_CONFIG").ok()
+    Cli::from_arg_matches(&command.try_get_matches_from(&args)?)
 }
 
 /// Completes on Ctrl-C or SIGTERM.
