@@ -44,7 +44,7 @@ pub struct Cli {
     /// How to talk to the relay: "peertalk" (rooms, ids, presence), or "classic" for a
     /// relay that forwards {"event":...,"data":...} frames to everyone, like the Spring
     /// examples; classic rooms are for two.
-    #[arg(long, value_enum, env = "PEERTALK_SIGNAL_PROTOCOL", default_value_t = SignalProtocol::Peertalk)]
+    #[arg(long, value_enum, env = "PEERTALK_SIGNAL_PROTOCOL", default_value_t = SignalProtocol::Peertalk, global = true)]
     pub signal_protocol: SignalProtocol,
 
     /// With --signal-protocol classic: the label of the DataChannel we open when we offer to
