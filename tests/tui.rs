@@ -162,9 +162,9 @@ async fn a_file_sent_with_tab_completion_is_accepted_with_alt_y_and_checked() {
 async fn a_mention_rings_the_bell_unread_messages_title_the_window_and_search_finds_them() {
     let relay = Relay::start().await;
     let tmux = Tmux::new("attention");
-    let client = |name: &str| {
+    let client = |name: &str, extra: &str| {
         format!(
-            "{} --room tui-attention --name {name} --signal {} --log-file {}",
+            "{} --room tui-attention --name {name} --signal {} --log-file {} {extra}",
             env!("CARGO_BIN_EXE_peertalk"),
             relay.url,
             std::env::temp_dir()
@@ -172,13 +172,18 @@ async fn a_mention_rings_the_bell_unread_messages_title_the_window_and_search_fi
                 .display()
         )
     };
-    tmux.start("alice", &client("alice"));
+    tmux.start("alice", &client("alice", ""));
     tmux.wait_for("alice", "nobody else is here yet");
-    tmux.start("bob", &client("bob"));
+    tmux.start("bob", &client("bob", "--no-mouse"));
     tmux.wait_for("alice", "connected to bob");
-    let window =
-        |format: &str| tmux.tmux(&["display-message", "-p", "-t", "alice", format]).trim().to_owned();
+    tmux.wait_for("bob", "connected to alice");
+    let shown = |name: &str, format: &str| {
+        tmux.tmux(&["display-message", "-p", "-t", name, format]).trim().to_owned()
+    };
+    let window = |format: &str| shown("alice", format);
     assert_eq!(window("#{pane_title}"), "peertalk #tui-attention");
+    let mouse = (shown("alice", "#{mouse_any_flag}"), shown("bob", "#{mouse_any_flag}"));
+    assert_eq!(mouse, ("1".to_owned(), "0".to_owned()), "--no-mouse leaves the mouse to tmux");
 
     tmux.type_line("bob", "the deploy starts at three");
     tmux.wait_for("alice", "bob: the deploy starts at three");
