@@ -95,6 +95,12 @@ impl Browser {
 
     /// Sends one command and waits for its reply, passing over events meanwhile.
     async fn call(&mut self, session: Option<&str>, method: &str, params: Value) -> Value {
+        let reply = self.try_call(session, method, params).await;
+        reply.unwrap_or_else(|error| panic!("{method} failed: {error}"))
+    }
+
+    /// [`Browser::call`], with Chromium's error as the `Err`.
+    async fn try_call(&mut self, session: Option<&str>, method: &str, params: Value) -> Result<Value, Value> {
         self.next_id += 1;
         let id = self.next_id;
         let mut command = json!({"id": id, "method": method, "params": params});
@@ -118,8 +124,10 @@ impl Browser {
         };
         let reply =
             timeout(WAIT, read).await.unwrap_or_else(|_| panic!("no answer to {method} within {WAIT:?}"));
-        assert!(reply.get("error").is_none(), "{method} failed: {}", reply["error"]);
-        reply["result"].clone()
+        match reply.get("error") {
+            Some(error) => Err(error.clone()),
+            None => Ok(reply["result"].clone()),
+        }
     }
 
     /// Opens `url` in a new tab.
@@ -137,7 +145,15 @@ impl Browser {
     /// Evaluates `expression` in the page (awaiting a promise) and returns its value.
     pub async fn eval(&mut self, page: &Page, expression: &str) -> Value {
         let params = json!({"expression": expression, "awaitPromise": true, "returnByValue": true});
-        let result = self.call(Some(&page.session), "Runtime.evaluate", params).await;
+        let result = match self.try_call(Some(&page.session), "Runtime.evaluate", params).await {
+            Ok(result) => result,
+            // A page reloading has no context to evaluate in for a moment: as an exception,
+            // `wait_for` asks again.
+            Err(error) if error["message"].as_str().is_some_and(|m| m.contains("navigated or closed")) => {
+                return json!({"exception": error["message"].clone()});
+            }
+            Err(error) => panic!("Runtime.evaluate failed: {error}"),
+        };
         if let Some(exception) = result.get("exceptionDetails") {
             return json!({"exception": exception["exception"]["description"].clone()});
         }

@@ -328,6 +328,11 @@ impl Client {
         command.env("PEERTALK_IDENTITY", test_identity());
         // Nor the developer's config file: this folder has none.
         command.env("XDG_CONFIG_HOME", test_identity().with_file_name("no-config"));
+        // PEERTALK_TEST_CLIENT_LOG=FILTER turns the clients' logs on (PEERTALK_LOG), for
+        // debugging a test; a client that exits early shows them.
+        if let Some(filter) = std::env::var_os("PEERTALK_TEST_CLIENT_LOG") {
+            command.env("PEERTALK_LOG", filter);
+        }
         let mut child = command
             .args(args)
             .stdin(stdin)
@@ -394,7 +399,13 @@ impl Client {
                         return line;
                     }
                 }
-                Ok(None) => panic!("client exited before printing {what}; it printed {:#?}", self.seen),
+                Ok(None) => {
+                    let stderr = (&mut self.stderr).await.unwrap_or_default();
+                    panic!(
+                        "client exited before printing {what}; it printed {:#?}\nand on stderr:\n{stderr}",
+                        self.seen
+                    )
+                }
                 Err(_) => panic!("no {what} within {WAIT:?}; the client printed {:#?}", self.seen),
             }
         }
