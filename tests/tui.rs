@@ -57,6 +57,18 @@ impl Tmux {
     }
 }
 
+/// The shell command that runs the interface as `name` in `room` on `relay`, with `extra`
+/// flags, logging to a file of its own.
+fn interface(relay: &Relay, room: &str, name: &str, extra: &str) -> String {
+    let log = std::env::temp_dir().join(format!("peertalk-{room}-{name}-{}.log", std::process::id()));
+    format!(
+        "{} --room {room} --name {name} --signal {} --log-file {} {extra}",
+        env!("CARGO_BIN_EXE_peertalk"),
+        relay.url,
+        log.display()
+    )
+}
+
 impl Drop for Tmux {
     fn drop(&mut self) {
         self.tmux(&["kill-server"]);
@@ -67,15 +79,7 @@ impl Drop for Tmux {
 async fn two_clients_chat_in_tmux_and_quit_restores_the_terminal() {
     let relay = Relay::start().await;
     let tmux = Tmux::new("chat");
-    let logs = std::env::temp_dir();
-    let client = |name: &str| {
-        format!(
-            "{} --room tui --name {name} --signal {} --log-file {}",
-            env!("CARGO_BIN_EXE_peertalk"),
-            relay.url,
-            logs.join(format!("peertalk-tui-{name}-{}.log", std::process::id())).display()
-        )
-    };
+    let client = |name: &str| interface(&relay, "tui", name, "");
     tmux.start("alice", &client("alice"));
     tmux.wait_for("alice", "nobody else is here yet");
     tmux.start("bob", &client("bob"));
@@ -103,14 +107,7 @@ async fn a_person_whose_name_is_taken_joins_as_name_2_and_is_told() {
     let mut bob = common::Client::start(Some(&relay.url), "tui-names", "bob", &[]);
     bob.expect_type("joined").await;
     let tmux = Tmux::new("names");
-    let log = std::env::temp_dir().join(format!("peertalk-tui-names-{}.log", std::process::id()));
-    let command = format!(
-        "{} --room tui-names --name Bob --signal {} --log-file {}",
-        env!("CARGO_BIN_EXE_peertalk"),
-        relay.url,
-        log.display()
-    );
-    tmux.start("second", &command);
+    tmux.start("second", &interface(&relay, "tui-names", "Bob", ""));
     let screen = tmux.wait_for("second", "so you are Bob-2 here");
     assert!(screen.contains("│ Bob-2 │"), "the status bar has the new name:\n{screen}");
     assert_eq!(bob.connected().await["name"], "Bob-2", "the others see it too");
@@ -125,15 +122,7 @@ async fn a_file_sent_with_tab_completion_is_accepted_with_alt_y_and_checked() {
     let (outbox, inbox) = (common::files::TempDir::new("tui-out"), common::files::TempDir::new("tui-in"));
     let file = common::files::random_file(outbox.path(), "quarterly-report.pdf", 300_000, 31);
     let client = |name: &str, extra: &str| {
-        format!(
-            "cd {} && {} --room tui-files --name {name} --signal {} --log-file {} {extra}",
-            outbox.arg(),
-            env!("CARGO_BIN_EXE_peertalk"),
-            relay.url,
-            std::env::temp_dir()
-                .join(format!("peertalk-tui-files-{name}-{}.log", std::process::id()))
-                .display()
-        )
+        format!("cd {} && {}", outbox.arg(), interface(&relay, "tui-files", name, extra))
     };
     tmux.start("alice", &client("alice", ""));
     tmux.wait_for("alice", "nobody else is here yet");
@@ -162,16 +151,7 @@ async fn a_file_sent_with_tab_completion_is_accepted_with_alt_y_and_checked() {
 async fn a_mention_rings_the_bell_unread_messages_title_the_window_and_search_finds_them() {
     let relay = Relay::start().await;
     let tmux = Tmux::new("attention");
-    let client = |name: &str, extra: &str| {
-        format!(
-            "{} --room tui-attention --name {name} --signal {} --log-file {} {extra}",
-            env!("CARGO_BIN_EXE_peertalk"),
-            relay.url,
-            std::env::temp_dir()
-                .join(format!("peertalk-tui-attention-{name}-{}.log", std::process::id()))
-                .display()
-        )
-    };
+    let client = |name: &str, extra: &str| interface(&relay, "tui-attention", name, extra);
     tmux.start("alice", &client("alice", ""));
     tmux.wait_for("alice", "nobody else is here yet");
     tmux.start("bob", &client("bob", "--no-mouse"));
