@@ -119,6 +119,7 @@ async fn pump(
         tokio::select! {
             () = crate::session::sleep_until(hold_until) => {
                 hold_until = None;
+                debug!("the page did not answer our offer in time: answering its own");
                 for event in translator.release_held() {
                     if events.send(event).await.is_err() {
                         return;
@@ -127,6 +128,7 @@ async fn pump(
             }
             () = &mut grace, if waiting => {
                 waiting = false;
+                debug!("nobody said hello: offering to a page, in case one waits");
                 for event in translator.nobody_said_hello() {
                     if events.send(event).await.is_err() {
                         return;
@@ -143,6 +145,7 @@ async fn pump(
                         }
                     };
                     let (replies, arrived) = translator.incoming(message);
+                    debug!(?arrived, holding = translator.holding(), "classic frame");
                     if translator.holding() && hold_until.is_none() {
                         hold_until = Some(tokio::time::Instant::now() + PAGE_HOLD);
                     }

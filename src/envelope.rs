@@ -28,13 +28,49 @@ pub enum Envelope {
 }
 
 impl Envelope {
+    /// The envelope as JSON, byte for byte what serde writes. A chat message is written by
+    /// hand: its text is most of it, and text that needs no escape (most text) is copied in
+    /// one piece instead of serde's byte-at-a-time escaping, which was 7.7% of a bulk
+    /// sender's CPU.
     #[must_use]
     pub fn to_json(&self) -> String {
-        serde_json::to_string(self).expect("envelopes hold only strings and numbers")
+        match self {
+            Self::Chat { id, from, ts, text, private } => {
+                let mut out = String::with_capacity(text.len() + from.len() + 80);
+                out.push_str(r#"{"type":"chat","id":"#);
+                out.push_str(&id.to_string());
+                out.push_str(r#","from":"#);
+                push_string(&mut out, from);
+                out.push_str(r#","ts":"#);
+                out.push_str(&ts.to_string());
+                out.push_str(r#","text":"#);
+                push_string(&mut out, text);
+                out.push_str(if *private { r#","private":true}"# } else { "}" });
+                out
+            }
+            Self::Ack { .. } => serde_json::to_string(self).expect("envelopes hold only strings and numbers"),
+        }
     }
 
     pub fn parse(text: &str) -> Result<Self, serde_json::Error> {
         serde_json::from_str(text)
+    }
+}
+
+/// Appends `text` as a JSON string.
+fn push_string(out: &mut String, text: &str) {
+    // What JSON must escape: control characters, the quote and the backslash. Folding
+    // 64-byte chunks lets the compiler check many bytes at once.
+    let plain = text
+        .as_bytes()
+        .chunks(64)
+        .all(|chunk| !chunk.iter().fold(false, |seen, &b| seen | (b < 0x20) | (b == b'"') | (b == b'\\')));
+    if plain {
+        out.push('"');
+        out.push_str(text);
+        out.push('"');
+    } else {
+        out.push_str(&serde_json::to_string(text).expect("a string always serialises"));
     }
 }
 
@@ -59,5 +95,31 @@ mod tests {
         let private = r#"{"type":"chat","id":8,"from":"alice","ts":1,"text":"psst","private":true}"#;
         assert!(matches!(Envelope::parse(private), Ok(Envelope::Chat { private: true, .. })));
         assert_eq!(Envelope::parse(private).expect("parses").to_json(), private);
+    }
+
+    #[test]
+    fn hand_written_json_is_what_serde_writes() {
+        let texts = [
+            "",
+            "plain",
+            "a \"quote\"",
+            "back\\slash",
+            "tab\tnew\nline\u{1}\u{1f}",
+            "\u{7f} é 한 👋 </script>",
+        ];
+        for (i, text) in texts.iter().enumerate() {
+            let long = format!("{}{text}", "x".repeat(i * 40));
+            for private in [false, true] {
+                let chat = Envelope::Chat {
+                    id: i as u64,
+                    from: (*text).to_owned(),
+                    ts: u64::MAX,
+                    text: long.clone(),
+                    private,
+                };
+                assert_eq!(chat.to_json(), serde_json::to_string(&chat).expect("serde"), "{text:?}");
+                assert_eq!(Envelope::parse(&chat.to_json()).expect("parses"), chat);
+            }
+        }
     }
 }
