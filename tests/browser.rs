@@ -71,9 +71,16 @@ async fn a_classic_page_that_offers_chats_with_peertalk_both_ways() {
     else {
         return;
     };
+    // The page offers once alice is there, well inside alice's grace for a hello. A page
+    // that connects as that grace runs out offers across alice's own offer; after such a
+    // crossing Chromium answered ours but never sent its candidates, even to ICE restarts
+    // (about once in 40 runs under load), so the crossing itself is left to the
+    // translator's unit tests.
+    let page = browser.open(&classic_page(&relay, "cl", false)).await;
+    browser.wait_for(&page, "page.ready", "a connection to the relay").await;
     let mut alice = Client::start_in(&ns.name, &relay.url, "cl", "alice", &CLASSIC);
     alice.expect_type("joined").await;
-    let page = browser.open(&classic_page(&relay, "cl", true)).await;
+    browser.eval(&page, "createOffer()").await;
     chat_with_classic_page(&mut browser, &page, alice).await;
     assert_eq!(browser.eval(&page, "dataChannel.label").await, "dataChannel", "the page's own channel");
 }
