@@ -17,10 +17,14 @@ use tracing_subscriber::EnvFilter;
 const DEFAULT_LOG: &str = "error,peertalk=warn,peertalk_signal=warn";
 
 fn main() -> ExitCode {
-    let (cli, described) = parse_cli();
+    let (cli, matches, file) = parse_cli();
     match cli.command {
         Some(CliCommand::Id) => return report(&print_identity(cli.identity)),
-        Some(CliCommand::Config) => return print_document(described.as_bytes(), "settings"),
+        Some(CliCommand::Config) => {
+            // The pristine definition lists the settings in the order --help does.
+            let described = config_file::describe(&Cli::command(), &matches, file.as_ref());
+            return print_document(described.as_bytes(), "settings");
+        }
         Some(CliCommand::Doctor { json }) => return run_doctor(cli, json),
         Some(CliCommand::Completions { shell }) => {
             let mut script = Vec::new();
@@ -59,9 +63,9 @@ fn main() -> ExitCode {
     report(&outcome)
 }
 
-/// Parses the command line over the config file's settings; also returns the effective
-/// settings described for `peertalk config`. A bad flag or file exits 2 with clap's message.
-fn parse_cli() -> (Cli, String) {
+/// Parses the command line over the config file's settings; also returns the matches and
+/// the file read, for `peertalk config`. A bad flag or file exits 2 with clap's message.
+fn parse_cli() -> (Cli, clap::ArgMatches, Option<config_file::ConfigFile>) {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let parsed = (|| {
         let mut command = Cli::command();
@@ -71,10 +75,8 @@ fn parse_cli() -> (Cli, String) {
             command = with_file;
             file = Some(read);
         }
-        let matches = command.clone().try_get_matches_from(&args)?;
-        // The pristine definition lists the settings in the order --help does.
-        let described = config_file::describe(&Cli::command(), &matches, file.as_ref());
-        Ok::<_, clap::Error>((Cli::from_arg_matches(&matches)?, described))
+        let matches = command.try_get_matches_from(&args)?;
+        Ok::<_, clap::Error>((Cli::from_arg_matches(&matches)?, matches, file))
     })();
     parsed.unwrap_or_else(|e| e.exit())
 }
