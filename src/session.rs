@@ -249,10 +249,15 @@ pub async fn run(config: Config, ui: &mut impl Frontend) -> Outcome {
                 Effect::Exit(outcome) => break 'run outcome,
             }
         }
-        // Flush once a burst is over, not after every message of it.
+        // Flush once a burst is over, not after every message of it, and only after the
+        // tasks this event woke have run: a message goes out before its `sent` line, and
+        // waking our reader does not compete with sending it.
         let idle = peer_rx.is_empty() && relay.is_empty() && transfer_rx.is_empty();
-        if idle && let Err(e) = ui.flush().await {
-            break Outcome::Internal(format!("could not write output: {e}"));
+        if idle {
+            tokio::task::yield_now().await;
+            if let Err(e) = ui.flush().await {
+                break Outcome::Internal(format!("could not write output: {e}"));
+            }
         }
     };
 

@@ -115,6 +115,41 @@ async fn send_waits_for_acknowledgement_and_expect_waits_for_messages() {
     assert_eq!(delivered, [1, 2]);
 }
 
+/// Scripts give stdin as a pipe, which is read on the runtime, or as a file, which is read
+/// on a thread; both send every line in order, skip blank ones, and send a last line that
+/// has no newline.
+#[tokio::test(flavor = "multi_thread")]
+async fn lines_from_a_file_on_stdin_are_sent_like_lines_from_a_pipe() {
+    let relay = Relay::start().await;
+    let lines = "one\n\ntwo ✓\r\nthree";
+    let script = common::pki::temp_dir("stdin-file").join("script");
+    std::fs::write(&script, lines).expect("write the script");
+    let stdin = std::fs::File::open(&script).expect("open the script");
+    let from_file = Client::spawn(
+        &[
+            "--headless",
+            "--json",
+            "--room",
+            "stdin",
+            "--name",
+            "file",
+            "--signal",
+            &relay.url,
+            "--expect",
+            "3",
+        ],
+        Stdio::from(stdin),
+    );
+    let mut from_pipe = Client::start(Some(&relay.url), "stdin", "pipe", &["--expect", "3"]);
+    from_pipe.feed(lines.as_bytes()).await;
+    from_pipe.close_input();
+    let (from_file, from_pipe) = tokio::join!(from_file.finish(), from_pipe.finish());
+    assert_eq!(from_file.code, Some(0), "{}", from_file.stderr);
+    assert_eq!(from_pipe.code, Some(0), "{}", from_pipe.stderr);
+    assert_eq!(from_pipe.texts(), ["one", "two ✓", "three"]);
+    assert_eq!(from_file.texts(), ["one", "two ✓", "three"]);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn text_mode_prints_one_sanitised_line_per_message() {
     let relay = Relay::start().await;

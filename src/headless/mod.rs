@@ -1,13 +1,13 @@
 //! Headless mode: standard input lines become messages; messages and events are printed,
 //! as `alice: hello` lines (events on stderr) or as JSON lines on stdout.
 
-use std::io::{self, BufRead as _, Write as _};
+use std::io::{self, Write as _};
 
 use peertalk_signal::proto::PeerId;
 use serde::Serialize;
-use tokio::sync::mpsc;
 
 mod progress;
+mod stdio;
 
 use crate::app::{CallState, FileTrouble, Notice, human_size};
 use crate::cli::{Config, OutputFormat};
@@ -15,74 +15,20 @@ use crate::command::{self, Command};
 use crate::exit::Outcome;
 use crate::sanitize::for_terminal;
 use crate::session::{self, Frontend, UserInput};
+use stdio::{IO_BUFFER, Input, StdoutWriter};
 
 /// Runs the chat headless and returns how it ended.
 pub async fn run(config: Config) -> Outcome {
     // A script that names what it sends (--send, --send-file) does not read stdin.
     let input = if config.send.is_empty() && config.send_files.is_empty() {
-        read_stdin(config.commands)
+        Input::stdin(config.commands)
     } else {
-        fixed_lines(config.send.clone())
+        Input::fixed(config.send.clone())
     };
     let mut printer = Printer::new(config.format, input);
     let outcome = session::run(config, &mut printer).await;
     printer.finish(&outcome).await;
     outcome
-}
-
-/// Feeds the `--send` messages, then ends the input.
-fn fixed_lines(lines: Vec<String>) -> mpsc::Receiver<UserInput> {
-    let (tx, rx) = mpsc::channel(lines.len().max(1));
-    for line in lines {
-        let _ = tx.try_send(UserInput::Line(line));
-    }
-    rx
-}
-
-/// Reads stdin line by line on a thread of its own: one blocking reader with a large
-/// buffer costs far less than a round trip through the async runtime for every read. The
-/// small channel is the back-pressure: while the session takes no input, reading stops.
-/// With `commands`, lines starting with `/` are commands, as in the interface.
-fn read_stdin(commands: bool) -> mpsc::Receiver<UserInput> {
-    let (tx, rx) = mpsc::channel(64);
-    std::thread::spawn(move || {
-        let mut reader = io::BufReader::with_capacity(IO_BUFFER, io::stdin().lock());
-        let mut buf = Vec::new();
-        let mut line_no = 0u64;
-        loop {
-            buf.clear();
-            match reader.read_until(b'\n', &mut buf) {
-                Ok(0) => return,
-                Ok(_) => {}
-                Err(e) => {
-                    let _ =
-                        tx.blocking_send(UserInput::Invalid(format!("could not read standard input: {e}")));
-                    return;
-                }
-            }
-            line_no += 1;
-            while matches!(buf.last(), Some(b'\n' | b'\r')) {
-                buf.pop();
-            }
-            if buf.is_empty() {
-                continue;
-            }
-            let line = match String::from_utf8(std::mem::take(&mut buf)) {
-                Ok(text) if commands => command_input(text, line_no),
-                Ok(text) => UserInput::Line(text),
-                Err(e) => {
-                    buf = e.into_bytes();
-                    UserInput::Invalid(format!(
-                        "line {line_no} of standard input is not UTF-8 text; it was not sent"
-                    ))
-                }
-            };
-            if tx.blocking_send(line).is_err() {
-                return;
-            }
-        }
-    });
-    rx
 }
 
 /// A `--commands` input line: a command, or a message (`//` escapes a leading slash).
@@ -116,61 +62,17 @@ fn command_input(line: String, line_no: u64) -> UserInput {
     }
 }
 
-/// Buffer size for reading stdin and writing stdout.
-const IO_BUFFER: usize = 256 * 1024;
-
-/// Writes stdout on a thread of its own, so that a slow reader of our output blocks that
-/// thread (and, through the bounded channel, the session) rather than a runtime worker.
-struct StdoutWriter {
-    chunks: Option<mpsc::Sender<Vec<u8>>>,
-    thread: Option<std::thread::JoinHandle<io::Result<()>>>,
-}
-
-impl StdoutWriter {
-    fn spawn() -> Self {
-        let (tx, mut rx) = mpsc::channel::<Vec<u8>>(16);
-        let thread = std::thread::spawn(move || {
-            let mut out = io::stdout().lock();
-            while let Some(chunk) = rx.blocking_recv() {
-                out.write_all(&chunk)?;
-                out.flush()?;
-            }
-            Ok(())
-        });
-        Self { chunks: Some(tx), thread: Some(thread) }
-    }
-
-    async fn write(&mut self, chunk: Vec<u8>) -> io::Result<()> {
-        let Some(chunks) = &self.chunks else { return Err(io::ErrorKind::BrokenPipe.into()) };
-        if chunks.send(chunk).await.is_ok() {
-            return Ok(());
-        }
-        // The thread stopped: it failed to write, and joining it says why.
-        self.close().await
-    }
-
-    /// Writes out everything sent so far and stops the thread.
-    async fn close(&mut self) -> io::Result<()> {
-        self.chunks = None;
-        let Some(thread) = self.thread.take() else { return Ok(()) };
-        tokio::task::spawn_blocking(move || thread.join())
-            .await
-            .map_err(io::Error::other)?
-            .map_err(|_| io::Error::other("the stdout writer panicked"))?
-    }
-}
-
 /// Prints notices.
 pub struct Printer {
     format: OutputFormat,
-    input: mpsc::Receiver<UserInput>,
+    input: Input,
     pending: Vec<u8>,
     out: StdoutWriter,
     bars: progress::Bars,
 }
 
 impl Printer {
-    fn new(format: OutputFormat, input: mpsc::Receiver<UserInput>) -> Self {
+    fn new(format: OutputFormat, input: Input) -> Self {
         Self {
             format,
             input,
@@ -201,7 +103,7 @@ impl Printer {
 
 impl Frontend for Printer {
     async fn next_input(&mut self) -> UserInput {
-        self.input.recv().await.unwrap_or(UserInput::Closed)
+        self.input.next().await
     }
 
     fn paced(&self) -> bool {
