@@ -14,7 +14,9 @@
 
 use std::io::{self, BufRead as _, Write as _};
 
+#[cfg(unix)]
 use tokio::io::{AsyncBufReadExt as _, BufReader};
+#[cfg(unix)]
 use tokio::net::unix::pipe;
 use tokio::sync::mpsc;
 
@@ -27,27 +29,21 @@ pub(super) const IO_BUFFER: usize = 256 * 1024;
 pub(super) enum Input {
     /// `--send` lines, or stdin read on a thread; the small channel is the back-pressure.
     Lines(mpsc::Receiver<UserInput>),
-    Pipe {
-        reader: BufReader<pipe::Receiver>,
-        line: Vec<u8>,
-        decoder: Decoder,
-        done: bool,
-    },
+    /// Stdin when it is a pipe, read on the runtime; `line` holds the line being read.
+    #[cfg(unix)]
+    Pipe { reader: BufReader<pipe::Receiver>, line: Vec<u8>, decoder: Decoder, done: bool },
 }
 
 impl Input {
     /// Standard input, line by line. With `commands`, lines starting with `/` are commands.
     pub(super) fn stdin(commands: bool) -> Self {
         let decoder = Decoder { commands, line_no: 0 };
-        match pipe::OpenOptions::new().open_receiver("/proc/self/fd/0") {
-            Ok(pipe) => Self::Pipe {
-                reader: BufReader::with_capacity(IO_BUFFER, pipe),
-                line: Vec::new(),
-                decoder,
-                done: false,
-            },
-            Err(_) => Self::Lines(read_on_thread(decoder)),
+        #[cfg(unix)]
+        if let Ok(pipe) = pipe::OpenOptions::new().open_receiver("/proc/self/fd/0") {
+            let reader = BufReader::with_capacity(IO_BUFFER, pipe);
+            return Self::Pipe { reader, line: Vec::new(), decoder, done: false };
         }
+        Self::Lines(read_on_thread(decoder))
     }
 
     /// Feeds fixed lines, then ends.
@@ -64,6 +60,7 @@ impl Input {
     pub(super) async fn next(&mut self) -> UserInput {
         match self {
             Self::Lines(rx) => rx.recv().await.unwrap_or(UserInput::Closed),
+            #[cfg(unix)]
             Self::Pipe { reader, line, decoder, done } => loop {
                 if *done {
                     return UserInput::Closed;
