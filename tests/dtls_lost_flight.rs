@@ -9,7 +9,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::sansio::{ANSWER_ADDR, OFFER_ADDR, carry, connected, drain, negotiated, next_deadline};
+use common::sansio::{addresses, carry, connected, drain, negotiated, next_deadline};
 use rtc::sansio::Protocol;
 
 /// Each step that moves packets takes this long on the virtual clock: a link's latency.
@@ -24,7 +24,7 @@ fn is_server_hello(packet: &[u8]) -> bool {
 #[test]
 fn a_dtls_server_sends_its_lost_flight_again_after_the_client_repeats_its_hello() {
     let start = Instant::now();
-    let (offer_addr, answer_addr) = (OFFER_ADDR.parse().expect("addr"), ANSWER_ADDR.parse().expect("addr"));
+    let (offer_addr, answer_addr) = addresses();
     let (mut offerer, mut answerer) = negotiated(start, offer_addr, answer_addr);
 
     let mut now = start;

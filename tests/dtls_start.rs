@@ -8,15 +8,13 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::sansio::{
-    ANSWER_ADDR, OFFER_ADDR, carry, drain, ice_connected, is_dtls, negotiated, next_deadline,
-};
+use common::sansio::{addresses, carry, drain, ice_connected, is_dtls, negotiated, next_deadline};
 use rtc::sansio::Protocol;
 
 #[test]
 fn the_dtls_client_hello_leaves_when_ice_connects_not_on_a_later_timer() {
     let start = Instant::now();
-    let (offer_addr, answer_addr) = (OFFER_ADDR.parse().expect("addr"), ANSWER_ADDR.parse().expect("addr"));
+    let (offer_addr, answer_addr) = addresses();
     let (mut offerer, mut answerer) = negotiated(start, offer_addr, answer_addr);
 
     let mut now = start;

@@ -8,12 +8,9 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::sansio::{
-    ANSWER_ADDR, OFFER_ADDR, carry, drain, ice_connected, next_deadline, offer_and_answer, peer,
-};
+use common::sansio::{addresses, carry, drain, ice_connected, next_deadline, offer_and_answer, peer};
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::transport::RTCDtlsRole;
@@ -26,8 +23,7 @@ const PRFLX_WAIT: Duration = Duration::from_secs(1);
 #[test]
 fn a_candidate_signalled_after_its_first_check_is_nominated_without_the_peer_reflexive_wait() {
     let start = Instant::now();
-    let (offer_addr, answer_addr): (SocketAddr, SocketAddr) =
-        (OFFER_ADDR.parse().expect("addr"), ANSWER_ADDR.parse().expect("addr"));
+    let (offer_addr, answer_addr) = addresses();
     let settings = || {
         SettingEngineBuilder::new()
             .with_answering_dtls_role(RTCDtlsRole::Server)

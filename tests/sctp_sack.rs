@@ -8,7 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::sansio::{ANSWER_ADDR, OFFER_ADDR, carry, negotiated, next_deadline};
+use common::sansio::{addresses, carry, negotiated, next_deadline};
 use rtc::data_channel::RTCDataChannelId;
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::peer_connection::event::{RTCDataChannelEvent, RTCPeerConnectionEvent};
@@ -21,7 +21,7 @@ const EXCHANGES: usize = 20;
 #[test]
 fn a_chat_exchange_takes_one_datagram_each_way_because_replies_carry_the_sack() {
     let start = Instant::now();
-    let (offer_addr, answer_addr) = (OFFER_ADDR.parse().expect("addr"), ANSWER_ADDR.parse().expect("addr"));
+    let (offer_addr, answer_addr) = addresses();
     let (mut offerer, mut answerer) = negotiated(start, offer_addr, answer_addr);
 
     // Open the channel on a virtual clock that jumps to the next deadline when idle.
@@ -76,7 +76,7 @@ fn a_chat_exchange_takes_one_datagram_each_way_because_replies_carry_the_sack() 
 
 /// Carries packets both ways until neither peer has anything to send; returns how many.
 fn settle(a: &mut RTCPeerConnection, b: &mut RTCPeerConnection, now: Instant) -> usize {
-    let (a_addr, b_addr) = (OFFER_ADDR.parse().expect("addr"), ANSWER_ADDR.parse().expect("addr"));
+    let (a_addr, b_addr) = addresses();
     let mut count = 0;
     loop {
         let mut moved = false;

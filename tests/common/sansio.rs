@@ -17,11 +17,12 @@ use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
-/// A DTLS record starts with its content type, 20-63; STUN starts with 0 or 1.
 /// The offerer's and the answerer's addresses on the pretend link.
-pub const OFFER_ADDR: &str = "10.0.0.1:4000";
-pub const ANSWER_ADDR: &str = "10.0.0.2:5000";
+pub fn addresses() -> (SocketAddr, SocketAddr) {
+    (SocketAddr::from(([10, 0, 0, 1], 4000)), SocketAddr::from(([10, 0, 0, 2], 5000)))
+}
 
+/// A DTLS record starts with its content type, 20-63; STUN starts with 0 or 1.
 pub fn is_dtls(packet: &[u8]) -> bool {
     packet.first().is_some_and(|b| (20..=63).contains(b))
 }
