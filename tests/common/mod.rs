@@ -312,8 +312,15 @@ impl Client {
 
     /// Starts a JSON client, as [`Client::start`] does, inside network namespace `ns`.
     pub fn start_in(ns: &str, relay: &str, room: &str, name: &str, extra: &[&str]) -> Self {
-        let mut command = Command::new("ip");
-        command.args(["netns", "exec", ns]).arg(client_bin());
+        Self::start_under(&["ip", "netns", "exec", ns], relay, room, name, extra)
+    }
+
+    /// Starts a JSON client, as [`Client::start`] does, as the last argument of `wrapper`
+    /// (a command that runs another: `ip netns exec`, `strace`).
+    pub fn start_under(wrapper: &[&str], relay: &str, room: &str, name: &str, extra: &[&str]) -> Self {
+        let (program, wrapper_args) = wrapper.split_first().expect("a wrapper command");
+        let mut command = Command::new(program);
+        command.args(wrapper_args).arg(client_bin());
         let mut args = vec!["--headless", "--json", "--room", room, "--name", name, "--signal", relay];
         args.extend_from_slice(extra);
         Self::spawn_command(command, &args, Stdio::piped())

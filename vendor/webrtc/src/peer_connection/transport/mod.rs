@@ -81,7 +81,11 @@ pub(crate) const MAX_GSO_BATCH_BYTES: usize = 65535;
 /// win). Throughput-bound bursts (bulk/flood/many-connection) run far larger (50+),
 /// so 16 keeps their full win (N=10 wall −34%, flood +77%) while erasing the
 /// single-connection regression.
-pub(crate) const MIN_GSO_RUN: usize = 16;
+///
+/// peertalk patch: 8, not 16. A 16 KiB DataChannel message is 14 datagrams, so at 16 no
+/// chat message was ever batched; at 8 each leaves in one call (bulk chat 64-79 → 85-118
+/// MB/s between two processes, see vendor/PATCHES.md).
+pub(crate) const MIN_GSO_RUN: usize = 8;
 
 /// Per-datagram size assumed when sizing a GRO receive buffer, at the standard
 /// Ethernet MTU. GRO coalesces up to `max_gro_segments()` datagrams into one buffer,
