@@ -24,16 +24,21 @@ const TURN_RTT_MESSAGES: usize = 200;
 const BULK_BYTES: usize = 64 * 1024 * 1024;
 const BULK_MESSAGE: usize = 16 * 1024;
 
-#[tokio::main]
-async fn main() {
-    let relay = Relay::start().await;
-    println!("peertalk end-to-end benchmark: two headless clients and a relay on loopback\n");
-    open_time(&relay.url, "host candidates", &[]).await;
-    open_through_turn(&relay.url).await;
-    outage_recovery().await;
-    round_trip(&relay.url, "host path", &[], RTT_MESSAGES).await;
-    throughput(&relay.url).await;
-    idle_interface(&relay.url).await;
+fn main() {
+    if let Ok(role) = std::env::var(stand_in::ROLE) {
+        return stand_in::run(&role);
+    }
+    tokio::runtime::Runtime::new().expect("start the runtime").block_on(async {
+        let relay = Relay::start().await;
+        println!("peertalk end-to-end benchmark: two headless clients and a relay on loopback\n");
+        open_time(&relay.url, "host candidates", &[]).await;
+        open_through_turn(&relay.url).await;
+        outage_recovery().await;
+        round_trip(&relay.url, "host path", &[], RTT_MESSAGES).await;
+        round_trip_floor(RTT_MESSAGES).await;
+        throughput(&relay.url).await;
+        idle_interface(&relay.url).await;
+    });
 }
 
 /// A connected client in the terminal interface (in tmux), left alone for 10 s: the CPU
@@ -163,6 +168,73 @@ async fn round_trip(relay: &str, path: &str, flags: &[&str], count: usize) {
     alice.close_input();
     bob.close_input();
     let _ = tokio::join!(alice.finish(), bob.finish());
+}
+
+/// The round trip above with no work in it: two stand-in processes (this binary again) make
+/// the same crossings (pipe in, a datagram each way on loopback, pipe out) and print the
+/// same lines, but do nothing else. What the chat round trip costs above this is the
+/// clients' own work; this part no client can remove on this machine.
+async fn round_trip_floor(count: usize) {
+    let program = std::env::current_exe().expect("this benchmark's path");
+    let mut echo = Command::new(&program);
+    echo.env(stand_in::ROLE, "echo");
+    let mut echo = Client::start_command(echo, &[]);
+    let port = echo.expect_type("listening").await["port"].to_string();
+    let mut sender = Command::new(&program);
+    sender.env(stand_in::ROLE, "sender");
+    let mut sender = Client::start_command(sender, &[&port]);
+    let samples = round_trips(&mut sender, count).await;
+    println!(
+        "Chat round trip floor, the same pipes and datagrams with no work (two stand-in processes), {count} messages after {WARM_UP} warm-up: {}",
+        percentiles(&samples)
+    );
+    sender.close_input();
+    let _ = sender.finish().await;
+}
+
+/// The two processes of [`round_trip_floor`]: plain blocking I/O, no runtime, nothing
+/// parsed, one line written per crossing as the clients write theirs.
+mod stand_in {
+    use std::io::{BufRead, Write};
+    use std::net::UdpSocket;
+
+    /// The variable that makes this binary a stand-in, and says which.
+    pub const ROLE: &str = "PEERTALK_BENCH_STAND_IN";
+
+    pub fn run(role: &str) {
+        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind a loopback socket");
+        let mut out = std::io::stdout().lock();
+        let mut datagram = [0u8; 2048];
+        match role {
+            // Like the receiving client: each message is answered, then printed.
+            "echo" => {
+                let port = socket.local_addr().expect("local address").port();
+                writeln!(out, r#"{{"type":"listening","port":{port}}}"#).expect("write stdout");
+                out.flush().expect("flush stdout");
+                for id in 1.. {
+                    let (len, from) = socket.recv_from(&mut datagram).expect("receive");
+                    socket.send_to(&datagram[..len.min(8)], from).expect("answer");
+                    writeln!(out, r#"{{"type":"message","id":{id}}}"#).expect("write stdout");
+                    out.flush().expect("flush stdout");
+                }
+            }
+            // Like the sending client: a line from stdin goes out, `sent` is printed, and
+            // `delivered` once the answer is back.
+            _ => {
+                let port: u16 =
+                    std::env::args().nth(1).and_then(|p| p.parse().ok()).expect("the echo's port");
+                socket.connect(("127.0.0.1", port)).expect("connect to the echo");
+                for (line, id) in std::io::stdin().lock().lines().zip(1u64..) {
+                    socket.send(line.expect("read stdin").as_bytes()).expect("send");
+                    writeln!(out, r#"{{"type":"sent","id":{id}}}"#).expect("write stdout");
+                    out.flush().expect("flush stdout");
+                    socket.recv(&mut datagram).expect("receive the answer");
+                    writeln!(out, r#"{{"type":"delivered","id":{id}}}"#).expect("write stdout");
+                    out.flush().expect("flush stdout");
+                }
+            }
+        }
+    }
 }
 
 /// 64 MiB in 16 KiB messages from alice's stdin to bob's stdout, timed from the first

@@ -326,6 +326,12 @@ impl Client {
         Self::spawn_command(command, &args, Stdio::piped())
     }
 
+    /// Any program that prints JSON lines as a client does (a benchmark's stand-in for
+    /// one), driven through the same methods.
+    pub fn start_command(command: Command, args: &[&str]) -> Self {
+        Self::spawn_command(command, args, Stdio::piped())
+    }
+
     fn spawn_command(mut command: Command, args: &[&str], stdin: Stdio) -> Self {
         // The developer's own settings must not leak into a test.
         for (var, _) in std::env::vars().filter(|(k, _)| k.starts_with("PEERTALK_")) {
