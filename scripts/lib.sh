@@ -26,3 +26,31 @@ install_packages() {
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@"
 }
+
+# axe-core for the web client's accessibility audit (tests/common/browser.rs), from the
+# npm registry into target/axe; nothing when it is there.
+AXE_VERSION=4.14.1
+need_axe() {
+    local dir=target/axe
+    [ -f "$dir/node_modules/axe-core/axe.min.js" ] && return
+    step "installing axe-core $AXE_VERSION"
+    mkdir -p "$dir"
+    npm install --prefix "$dir" --no-audit --no-fund --silent "axe-core@$AXE_VERSION"
+}
+
+# Closes a `cargo test` log with the totals of every suite and the names of the tests that
+# failed, each with its suite: cargo's own summary shows only the last suite's.
+summarise_tests() {
+    awk '
+        /^     Running / { suite = $2 }
+        /^   Doc-tests / { suite = "doc-tests " $2 }
+        /^test .* \.\.\. FAILED$/ { sub(/^test /, ""); sub(/ \.\.\. FAILED$/, ""); failed[++n] = suite ": " $0 }
+        /^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+        /^error: test failed|^error: [0-9]+ targets? failed/ { crashed = crashed "\n" $0 }
+        /^    `-p |^    `--/ { crashed = crashed "\n" $0 }
+        END {
+            if (n > 0) { print "\nfailing tests:"; for (i = 1; i <= n; i++) print "  " failed[i] }
+            if (crashed != "" && n == 0) print "\ncargo reported:" crashed
+            printf "\ntests: %d passed, %d failed\n", p, f
+        }' "$1"
+}

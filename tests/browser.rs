@@ -116,10 +116,13 @@ async fn member(browser: &mut Browser, page: &Page, name: &str, state: &str) {
     let query =
         format!("document.querySelector('[data-testid=member][data-name={}][data-state={state}]')", js(name));
     browser.wait_for(page, &format!("!!{query}"), &format!("{name} {state}")).await;
+    let item = format!("[data-testid=member][data-name={}]", js(name));
+    browser.assert_displayed(page, &item, &format!("{name} in the members list")).await;
 }
 
 /// Types `text` into the page and sends it, as a person would.
 async fn type_and_send(browser: &mut Browser, page: &Page, text: &str) {
+    browser.assert_displayed(page, "[data-testid=message-input]", "the message box").await;
     let script = format!(
         "document.querySelector('[data-testid=message-input]').value = {};
          document.querySelector('[data-testid=send]').click()",
@@ -169,6 +172,8 @@ async fn the_web_client_and_two_terminals_share_a_room() {
     bob.say("hi ann, from a terminal").await;
     browser.wait_for(&page, &format!("{}.length", lines_from("bob")), "bob's message").await;
     assert_eq!(browser.eval(&page, &lines_from("bob")).await, serde_json::json!(["hi ann, from a terminal"]));
+    browser.assert_displayed(&page, "#messages > li:last-child", "bob's message, the newest").await;
+    browser.assert_not_displayed(&page, "[data-testid=join-form]", "the join form while chatting").await;
     let acked = bob.expect(|l| l["type"] == "delivered" && l["to"] == "ann", "ann's acknowledgement").await;
     assert_eq!(acked["id"], 1);
     let relayed = carol.expect(|l| l["type"] == "message" && l["from"] == "bob", "bob's message").await;
@@ -235,6 +240,7 @@ async fn a_call_from_the_page_is_recorded_by_the_terminal() {
     bob.connected().await;
 
     // Chromium's fake microphone (a beep) for about three seconds, then hang up.
+    browser.assert_displayed(&page, "[data-testid=call]", "the call button").await;
     browser.eval(&page, "document.querySelector('[data-testid=call]').click()").await;
     browser
         .wait_for(&page, "document.querySelector('[data-testid=call]').dataset.state === 'on'", "a call")
@@ -475,6 +481,8 @@ async fn the_web_client_and_a_terminal_send_each_other_files_checked_by_sha256()
     bob.say(&format!("/send {}", file.display())).await;
     let asking = "document.querySelector('[data-testid=transfer][data-direction=in][data-state=asking] [data-testid=file-accept]')";
     browser.wait_for(&page, &format!("!!{asking}"), "the offer").await;
+    let accept = "[data-testid=transfer][data-direction=in][data-state=asking] [data-testid=file-accept]";
+    browser.assert_displayed(&page, accept, "the offer's Accept button").await;
     browser.eval(&page, &format!("{asking}.click()")).await;
     let done = "document.querySelector('[data-testid=transfer][data-direction=in][data-state=done] [data-testid=file-link]')";
     let link = browser.wait_for(&page, &format!("{done} && {done}.download"), "the received file").await;

@@ -176,7 +176,8 @@ async fn peer_leaving_before_acknowledging_fails_the_send() {
     // Frozen, bob still looks connected but acknowledges nothing; then he is gone.
     bob.freeze();
     alice.say("anyone?").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Bob leaves only once the message is on its way to him, so it is his to fail.
+    alice.expect_type("sent").await;
     bob.kill().await;
     let finished = alice.finish().await;
     assert_eq!(finished.code, Some(7), "exit code for a peer that left: {}", finished.stderr);

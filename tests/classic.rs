@@ -26,9 +26,7 @@ async fn classic_frames_reach_everyone_else_in_the_room_and_nobody_outside_it() 
     let mut elsewhere = RawWs::connect(&format!("{}/signal?room=garden", relay.url)).await;
     let mut unnamed = RawWs::connect(&format!("{}/signal", relay.url)).await;
     let (mut main, _) = RawWs::join(&relay.url, "kitchen", "dave").await;
-    // The relay joins a classic connection to its room right after the handshake; give
-    // the hub that moment before the first frame.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    relay.wait_for_members(6).await;
 
     // Forwarded as sent, byte for byte, whatever the event.
     let frame = r#"{"event":"offer","data":{"type":"offer","sdp":"v=0\r\n"},"extra":"kept"}"#;
@@ -129,8 +127,7 @@ async fn classic_connections_meet_the_same_limits() {
     let url = format!("{}/signal?room=small", relay.url);
     let mut alice = RawWs::connect(&url).await;
     let mut bob = RawWs::connect(&url).await;
-    // A finished handshake does not mean the relay has placed the connection in its room
-    // yet; a frame from bob reaching alice means both are in, so carol is the third.
+    relay.wait_for_members(2).await;
     bob.send_json(&offer()).await;
     assert_eq!(alice.recv().await["event"], "offer");
 

@@ -178,7 +178,11 @@ async fn a_mention_rings_the_bell_unread_messages_title_the_window_and_search_fi
 
     // The terminal's focus reports (CSI O, CSI I), as tmux passes them on.
     tmux.tmux(&["send-keys", "-t", "alice", "-H", "1b", "5b", "4f"]);
-    std::thread::sleep(Duration::from_millis(300));
+    // Keys reach alice in order: once a draft typed after the report shows, she has read
+    // the report too, and bob's message cannot overtake it.
+    tmux.tmux(&["send-keys", "-t", "alice", "-l", "draft"]);
+    tmux.wait_for("alice", "> draft");
+    tmux.tmux(&["send-keys", "-t", "alice", "C-u"]);
     tmux.type_line("bob", "deploy done");
     tmux.wait_for("alice", "bob: deploy done");
     let deadline = Instant::now() + WAIT;

@@ -396,6 +396,7 @@ impl Conn<'_> {
     }
     /// Puts a classic connection in its room, or says why it cannot be.
     async fn join_classic(&mut self, room: String) -> Result<(), Refusal> {
+        placement_delay().await;
         let (done, answer) = oneshot::channel();
         self.room = Some(room.clone());
         let _ = self.hub.send(Command::JoinClassic { id: self.id.clone(), room, done }).await;
@@ -531,6 +532,21 @@ fn same_secret(given: &str, expected: &str) -> bool {
     given.len() == expected.len()
         && given.bytes().zip(expected.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
 }
+
+/// A debug build waits `PEERTALK_SIGNAL_TEST_PLACEMENT_DELAY_MS` before placing a classic
+/// connection in its room. Placement always comes a moment after the handshake; stretching
+/// that moment makes a test that takes a finished handshake for a placed connection fail
+/// every time rather than once under load (`scripts/test --stress` sets it).
+#[cfg(debug_assertions)]
+async fn placement_delay() {
+    let delay = std::env::var("PEERTALK_SIGNAL_TEST_PLACEMENT_DELAY_MS").ok().and_then(|ms| ms.parse().ok());
+    if let Some(ms) = delay {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+}
+
+#[cfg(not(debug_assertions))]
+async fn placement_delay() {}
 
 /// Sorts an upgrade by path: `/` speaks the protocol, the classic path the classic
 /// format (its room and secret in the query); anything else is a 404. A browser's `Origin`

@@ -58,11 +58,28 @@ function line(parts, attrs = {}) {
     for (const [key, value] of Object.entries(extra || {})) span.setAttribute(key, value);
     li.append(span);
   }
-  const log = $('messages');
-  const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
-  log.append(li);
-  if (atBottom) log.scrollTop = log.scrollHeight;
+  const follow = atNewest();
+  $('messages').append(li);
+  if (follow) scrollToNewest();
+  else $('newer').hidden = false;
   return li;
+}
+
+// The conversation follows the newest line unless the reader has scrolled up to read;
+// then a button says that newer lines wait below. A window resized (a phone turned, a
+// keyboard opened) rewraps the lines, so it keeps following if it was before.
+let following = true;
+
+function atNewest() {
+  const log = $('messages');
+  return log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+}
+
+function scrollToNewest() {
+  const log = $('messages');
+  log.scrollTop = log.scrollHeight;
+  following = true;
+  $('newer').hidden = true;
 }
 
 function say(text, error = false) {
@@ -113,6 +130,13 @@ function renderMember(peer) {
   }
   peer.item.querySelector('.name').textContent = peer.name;
   peer.item.querySelector('.state').textContent = peer.state + (peer.audio ? ' ♪' : '');
+  $('members-toggle').textContent = `Members (${state.peers.size})`;
+}
+
+// On a phone the members are a panel over the conversation, one tap from the header.
+function showPeople(open) {
+  $('chat').dataset.people = open ? 'open' : 'closed';
+  $('members-toggle').setAttribute('aria-expanded', String(open));
 }
 
 // Own messages: · until someone acknowledges, ✓ when all it went to have, ✓ n/m between.
@@ -220,7 +244,9 @@ function onWelcome(welcome) {
   setRelay('ok', 'relay: ok');
   $('secret').hidden = true;
   $('chat').hidden = false;
+  $('members-toggle').hidden = false;
   if (!back) {
+    $('compose').elements.text.focus();
     const here = welcome.peers.length ? `here: ${welcome.peers.map((p) => p.name).join(', ')}` : 'nobody else is here yet';
     say(`joined room ${welcome.room} as ${state.name}; ${here}`);
   } else {
@@ -241,6 +267,7 @@ function onRelayError(code, text) {
   if (code === 'forbidden') {
     // The secret is asked for here and sent only in `join`, never put in the URL.
     state.secret = null;
+    setRelay('asking', 'relay: asks for the room secret');
     $('secret-why').textContent = text;
     $('secret').hidden = false;
     $('join').hidden = true;
@@ -344,6 +371,7 @@ function removePeer(peer) {
   closePeer(peer);
   state.peers.delete(peer.id);
   if (peer.item) peer.item.remove();
+  $('members-toggle').textContent = `Members (${state.peers.size})`;
   settleWithout(peer.id);
   for (const t of transfersWith(peer.id)) endTransfer(t, 'failed', `${peer.name} left`);
 }
@@ -671,6 +699,7 @@ function transferLine(t, text) {
     'data-state': t.state,
   });
   t.bar = document.createElement('progress');
+  t.bar.setAttribute('aria-label', `${t.incoming ? 'receiving' : 'sending'} ${t.name}`);
   t.bar.max = t.size || 1;
   t.bar.value = 0;
   t.actions = document.createElement('span');
@@ -989,6 +1018,7 @@ async function toggleCall() {
     for (const track of tracks) track.stop();
     state.mic = null;
     button.dataset.state = 'off';
+    button.setAttribute('aria-pressed', 'false');
     button.textContent = 'Call';
     say('call ended');
     return;
@@ -1003,6 +1033,7 @@ async function toggleCall() {
     for (const track of state.mic.getTracks()) peer.pc.addTrack(track, state.mic);
   }
   button.dataset.state = 'on';
+  button.setAttribute('aria-pressed', 'true');
   button.textContent = 'Hang up';
   say('in the call: the room hears your microphone');
 }
@@ -1051,13 +1082,42 @@ $('compose').addEventListener('submit', (event) => {
   const input = event.target.elements.text;
   const text = input.value;
   if (text.trim() === '') return;
-  if (send(text)) input.value = '';
+  if (send(text)) {
+    input.value = '';
+    fitCompose();
+    scrollToNewest();
+  }
 });
 
 $('compose').elements.text.addEventListener('keydown', (event) => {
   if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
     event.preventDefault();
     $('compose').requestSubmit();
+  }
+});
+
+// The message box grows with what is typed (up to the height the style allows).
+function fitCompose() {
+  const input = $('compose').elements.text;
+  input.style.height = 'auto';
+  input.style.height = `${input.scrollHeight + 2}px`;
+}
+$('compose').elements.text.addEventListener('input', fitCompose);
+
+$('messages').addEventListener('scroll', () => {
+  following = atNewest();
+  if (following) $('newer').hidden = true;
+});
+new ResizeObserver(() => {
+  if (following) scrollToNewest();
+}).observe($('messages'));
+$('newer').addEventListener('click', scrollToNewest);
+
+$('members-toggle').addEventListener('click', () => showPeople($('chat').dataset.people !== 'open'));
+document.addEventListener('keydown', (event) => {
+  if (event.key === 'Escape' && $('chat').dataset.people === 'open') {
+    showPeople(false);
+    $('members-toggle').focus();
   }
 });
 

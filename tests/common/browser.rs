@@ -43,7 +43,7 @@ pub struct Browser {
 /// One tab, as CDP knows it.
 pub struct Page {
     target: String,
-    session: String,
+    pub(super) session: String,
 }
 
 impl Browser {
@@ -94,7 +94,7 @@ impl Browser {
     }
 
     /// Sends one command and waits for its reply, passing over events meanwhile.
-    async fn call(&mut self, session: Option<&str>, method: &str, params: Value) -> Value {
+    pub(super) async fn call(&mut self, session: Option<&str>, method: &str, params: Value) -> Value {
         let reply = self.try_call(session, method, params).await;
         reply.unwrap_or_else(|error| panic!("{method} failed: {error}"))
     }

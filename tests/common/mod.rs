@@ -13,6 +13,7 @@ pub mod netns;
 pub mod pki;
 pub mod redis;
 pub mod sansio;
+pub mod sight;
 pub mod turn;
 
 use std::path::PathBuf;
@@ -196,6 +197,24 @@ impl Relay {
 
     pub async fn wait(&mut self) -> ExitStatus {
         timeout(WAIT, self.child.wait()).await.expect("relay exited in time").expect("wait for relay")
+    }
+
+    /// Waits until `count` connections have been placed in rooms, as the relay's own
+    /// `/metrics` counts them. A finished WebSocket handshake does not mean that: the
+    /// relay places a classic connection a moment later, and a frame sent to a room
+    /// before its other members are placed reaches nobody.
+    pub async fn wait_for_members(&self, count: usize) {
+        let wanted = format!("peertalk_signal_peers {count}");
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let (_, metrics) = http_get(&self.addr, "/metrics").await;
+            if metrics.lines().any(|l| l == wanted) {
+                return;
+            }
+            let now = metrics.lines().find(|l| l.starts_with("peertalk_signal_peers ")).unwrap_or("none");
+            assert!(tokio::time::Instant::now() < deadline, "the relay never placed {count} members ({now})");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }
 
