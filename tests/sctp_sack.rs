@@ -8,11 +8,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::sansio::{addresses, carry, negotiated, next_deadline};
-use rtc::data_channel::RTCDataChannelId;
+use common::sansio::{addresses, carry, negotiated, next_deadline, opened, texts};
 use rtc::peer_connection::RTCPeerConnection;
-use rtc::peer_connection::event::{RTCDataChannelEvent, RTCPeerConnectionEvent};
-use rtc::peer_connection::message::RTCMessage;
 use rtc::sansio::Protocol;
 
 /// Exchanges counted once the connection has settled.
@@ -31,8 +28,8 @@ fn a_chat_exchange_takes_one_datagram_each_way_because_replies_carry_the_sack() 
         assert!(now < start + Duration::from_secs(10), "the channel did not open");
         let moved = carry(&mut offerer, &mut answerer, offer_addr, answer_addr, now, |_| true)
             | carry(&mut answerer, &mut offerer, answer_addr, offer_addr, now, |_| true);
-        offer_channel = offer_channel.or_else(|| opened(&mut offerer));
-        answer_channel = answer_channel.or_else(|| opened(&mut answerer));
+        offer_channel = offer_channel.or_else(|| opened(&mut offerer).pop());
+        answer_channel = answer_channel.or_else(|| opened(&mut answerer).pop());
         if !moved {
             now = next_deadline(&mut offerer, &mut answerer, now);
             let _ = offerer.handle_timeout(now);
@@ -49,14 +46,14 @@ fn a_chat_exchange_takes_one_datagram_each_way_because_replies_carry_the_sack() 
         let text = format!("message {n}");
         offerer.data_channel(offer_channel).expect("channel").send_text(now, text.clone()).expect("sent");
         count += settle(&mut offerer, &mut answerer, now);
-        assert_eq!(received(&mut answerer), vec![text.clone()]);
+        assert_eq!(texts(&mut answerer), vec![text.clone()]);
         answerer
             .data_channel(answer_channel)
             .expect("channel")
             .send_text(now, format!("re: {text}"))
             .expect("sent");
         count += settle(&mut offerer, &mut answerer, now);
-        assert_eq!(received(&mut offerer), vec![format!("re: {text}")]);
+        assert_eq!(texts(&mut offerer), vec![format!("re: {text}")]);
         count
     };
     for n in 0..3 {
@@ -92,26 +89,4 @@ fn settle(a: &mut RTCPeerConnection, b: &mut RTCPeerConnection, now: Instant) ->
             return count;
         }
     }
-}
-
-/// The channel this peer saw open, if it did.
-fn opened(pc: &mut RTCPeerConnection) -> Option<RTCDataChannelId> {
-    let mut id = None;
-    while let Some(event) = pc.poll_event() {
-        if let RTCPeerConnectionEvent::OnDataChannel(RTCDataChannelEvent::OnOpen(channel)) = event {
-            id = Some(channel);
-        }
-    }
-    id
-}
-
-/// The text messages this peer has received since last asked.
-fn received(pc: &mut RTCPeerConnection) -> Vec<String> {
-    let mut texts = Vec::new();
-    while let Some(read) = pc.poll_read() {
-        if let RTCMessage::DataChannelMessage(_, message) = read.message {
-            texts.push(String::from_utf8_lossy(&message.data).into_owned());
-        }
-    }
-    texts
 }

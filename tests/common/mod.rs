@@ -10,11 +10,13 @@ pub mod files;
 pub mod in_process;
 pub mod mitm;
 pub mod netns;
+pub mod path;
 pub mod pki;
 pub mod redis;
 pub mod sansio;
 pub mod sight;
 pub mod turn;
+pub mod wan;
 
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
@@ -83,6 +85,46 @@ pub async fn round_trips(sender: &mut Client, count: usize) -> Vec<Duration> {
     }
     samples.sort();
     samples
+}
+
+/// Chat as people have it: a line every `every`, `count` of them, whatever else is going
+/// on, each timed from writing it to `sender`'s stdin until `sender` prints `delivered`
+/// for it. Returns the timings in the order the lines were written.
+pub async fn paced_round_trips(sender: &mut Client, count: usize, every: Duration) -> Vec<Duration> {
+    let mut written = std::collections::VecDeque::new();
+    let mut ids = std::collections::HashMap::new();
+    let mut took = vec![None; count];
+    let mut tick = tokio::time::interval(every);
+    let deadline = tokio::time::Instant::now() + every * u32::try_from(count).unwrap_or(u32::MAX) + WAIT;
+    let mut next = 0;
+    while took.iter().any(Option::is_none) {
+        tokio::select! {
+            _ = tick.tick(), if next < count => {
+                sender.say(&format!("paced {next} {}", "x".repeat(40))).await;
+                written.push_back((next, std::time::Instant::now()));
+                next += 1;
+            }
+            line = sender.next_line() => {
+                let line = line.unwrap_or_else(|| panic!("the sender exited with {} of {count} lines delivered", took.iter().flatten().count()));
+                match line["type"].as_str() {
+                    Some("sent") => {
+                        let (i, at) = written.pop_front().expect("a line was written for each sent");
+                        ids.insert(line["id"].clone(), (i, at));
+                    }
+                    Some("delivered") => {
+                        if let Some((i, at)) = ids.remove(&line["id"]) {
+                            took[i] = Some(at.elapsed());
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            () = tokio::time::sleep_until(deadline) => {
+                panic!("{} of {count} paced lines delivered in time", took.iter().flatten().count());
+            }
+        }
+    }
+    took.into_iter().flatten().collect()
 }
 
 /// "p50 A ms, p99 B ms, max C ms" of sorted timings.
@@ -411,6 +453,13 @@ impl Client {
         self.stdin = None;
     }
 
+    /// The next line the client prints (also kept in `seen`); `None` once it has exited.
+    pub async fn next_line(&mut self) -> Option<Value> {
+        let line = parse(&self.lines.recv().await?);
+        self.seen.push(line.clone());
+        Some(line)
+    }
+
     /// Waits for the next line of `type` (skipping others) and returns it.
     pub async fn expect_type(&mut self, kind: &str) -> Value {
         self.expect(|l| l["type"] == kind, kind).await
@@ -514,7 +563,17 @@ impl Client {
     }
 
     async fn wait_raw_within(&mut self, limit: Duration) -> (Option<i32>, Vec<String>, String) {
-        let status = timeout(limit, self.child.wait()).await.expect("client exited in time").expect("wait");
+        let Ok(status) = timeout(limit, self.child.wait()).await else {
+            // Still running: what it said so far is the best clue to why.
+            let _ = self.child.kill().await;
+            let stderr = timeout(Duration::from_secs(5), &mut self.stderr).await;
+            let stderr = stderr.ok().and_then(Result::ok).unwrap_or_default();
+            panic!(
+                "the client did not exit within {limit:?}; it printed {:#?}\nand on stderr:\n{stderr}",
+                self.seen
+            );
+        };
+        let status = status.expect("wait");
         let mut raw = Vec::new();
         while let Ok(Some(line)) = timeout(Duration::from_secs(5), self.lines.recv()).await {
             raw.push(line);

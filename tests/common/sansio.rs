@@ -5,9 +5,11 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use rtc::data_channel::RTCDataChannelId;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
-use rtc::peer_connection::event::RTCPeerConnectionEvent;
+use rtc::peer_connection::event::{RTCDataChannelEvent, RTCPeerConnectionEvent};
+use rtc::peer_connection::message::RTCMessage;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::{RTCIceConnectionState, RTCPeerConnectionState};
 use rtc::peer_connection::transport::{
@@ -146,4 +148,57 @@ pub fn negotiated(
     let answer = offer_and_answer(&mut offerer, &mut answerer, start);
     offerer.set_remote_description(start, answer).expect("remote answer");
     (offerer, answerer)
+}
+
+/// The channels this peer has seen open since last asked.
+pub fn opened(pc: &mut RTCPeerConnection) -> Vec<RTCDataChannelId> {
+    let mut ids = Vec::new();
+    while let Some(event) = pc.poll_event() {
+        if let RTCPeerConnectionEvent::OnDataChannel(RTCDataChannelEvent::OnOpen(channel)) = event {
+            ids.push(channel);
+        }
+    }
+    ids
+}
+
+/// A message a peer received on a channel: text, or how many bytes of binary.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Received {
+    Text(String),
+    Binary(usize),
+}
+
+impl Received {
+    pub fn binary_len(&self) -> usize {
+        match self {
+            Self::Binary(n) => *n,
+            Self::Text(_) => 0,
+        }
+    }
+}
+
+/// What this peer has received since last asked, in order.
+pub fn received(pc: &mut RTCPeerConnection) -> Vec<Received> {
+    let mut got = Vec::new();
+    while let Some(read) = pc.poll_read() {
+        if let RTCMessage::DataChannelMessage(_, message) = read.message {
+            got.push(if message.is_string {
+                Received::Text(String::from_utf8_lossy(&message.data).into_owned())
+            } else {
+                Received::Binary(message.data.len())
+            });
+        }
+    }
+    got
+}
+
+/// The texts among what this peer has received since last asked.
+pub fn texts(pc: &mut RTCPeerConnection) -> Vec<String> {
+    received(pc)
+        .into_iter()
+        .filter_map(|r| match r {
+            Received::Text(text) => Some(text),
+            Received::Binary(_) => None,
+        })
+        .collect()
 }

@@ -3,7 +3,7 @@ use crate::chunk::chunk_payload_data::{
 };
 use shared::error::{Error, Result};
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
 pub(crate) type PendingBaseQueue = VecDeque<ChunkPayloadData>;
@@ -168,10 +168,68 @@ enum PendingEntry {
     Reset(ResetMarker),
 }
 
+impl PendingEntry {
+    fn stream_identifier(&self) -> u16 {
+        match self {
+            Self::Message(message) => message.snapshot().stream_identifier,
+            Self::Reset(reset) => reset.stream_identifier,
+        }
+    }
+}
+
+/// peertalk patch: a round-robin stream scheduler (RFC 8260 section 3.2). Each stream
+/// keeps its own FIFO, and the streams take turns one whole message at a time, so a
+/// small message on one stream (a chat line) waits behind at most one message of each
+/// other stream, never behind everything a bulk stream (a file) has queued. The
+/// published queue was one FIFO for every stream.
+#[derive(Debug, Default)]
+struct StreamQueues {
+    queues: HashMap<u16, VecDeque<PendingEntry>>,
+    /// Streams with something queued; the front one's turn is now.
+    turns: VecDeque<u16>,
+}
+
+impl StreamQueues {
+    fn push_back(&mut self, entry: PendingEntry) {
+        let stream = entry.stream_identifier();
+        let queue = self.queues.entry(stream).or_default();
+        if queue.is_empty() {
+            self.turns.push_back(stream);
+        }
+        queue.push_back(entry);
+    }
+
+    fn front(&self) -> Option<&PendingEntry> {
+        self.queues.get(self.turns.front()?)?.front()
+    }
+
+    fn front_mut(&mut self) -> Option<&mut PendingEntry> {
+        self.queues.get_mut(self.turns.front()?)?.front_mut()
+    }
+
+    /// Removes the front entry, which ends its stream's turn.
+    fn pop_front(&mut self) -> Option<PendingEntry> {
+        let stream = *self.turns.front()?;
+        let queue = self.queues.get_mut(&stream)?;
+        let entry = queue.pop_front()?;
+        self.turns.pop_front();
+        if queue.is_empty() {
+            self.queues.remove(&stream);
+        } else {
+            self.turns.push_back(stream);
+        }
+        Some(entry)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.turns.is_empty()
+    }
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct PendingQueue {
-    unordered_queue: VecDeque<PendingEntry>,
-    ordered_queue: VecDeque<PendingEntry>,
+    unordered_queue: StreamQueues,
+    ordered_queue: StreamQueues,
     queue_len: usize,
     n_bytes: usize,
     selected: bool,
@@ -204,7 +262,7 @@ impl PendingQueue {
         self.queue_len += 1;
     }
 
-    fn front_queue(&self) -> &VecDeque<PendingEntry> {
+    fn front_queue(&self) -> &StreamQueues {
         if self.selected {
             if self.unordered_is_selected {
                 &self.unordered_queue
