@@ -123,7 +123,9 @@ impl Path {
             ip(&["link", "set", dev, "netns", ns])?;
             ip(&["-n", ns, "link", "set", "lo", "up"])?;
             ip(&["-n", ns, "addr", "add", &format!("{me}/32"), "peer", &format!("{peer}/32"), "dev", dev])?;
-            ip(&["-n", ns, "link", "set", dev, "mtu", "1500", "up"])?;
+            // A burst a peer writes at once waits in the device's queue until the wire
+            // reads it; the default 500 packets would drop what a real NIC sends on.
+            ip(&["-n", ns, "link", "set", dev, "mtu", "1500", "txqueuelen", "10000", "up"])?;
         }
         let mut path = path;
         let (tun_a, tun_b) = (Arc::new(tun_a), Arc::new(tun_b));

@@ -142,7 +142,17 @@ pub fn negotiated(
     offer_addr: SocketAddr,
     answer_addr: SocketAddr,
 ) -> (RTCPeerConnection, RTCPeerConnection) {
-    let server = || SettingEngineBuilder::new().with_answering_dtls_role(RTCDtlsRole::Server);
+    negotiated_with(start, offer_addr, answer_addr, |settings| settings)
+}
+
+/// [`negotiated`], with `tune` applied to both peers' settings.
+pub fn negotiated_with(
+    start: Instant,
+    offer_addr: SocketAddr,
+    answer_addr: SocketAddr,
+    tune: impl Fn(SettingEngineBuilder) -> SettingEngineBuilder,
+) -> (RTCPeerConnection, RTCPeerConnection) {
+    let server = || tune(SettingEngineBuilder::new().with_answering_dtls_role(RTCDtlsRole::Server));
     let (mut offerer, _) = peer(start, offer_addr, server());
     let (mut answerer, _) = peer(start, answer_addr, server());
     let answer = offer_and_answer(&mut offerer, &mut answerer, start);

@@ -58,6 +58,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use thiserror::Error;
 
+// peertalk patch: the path's rate and round trip, for congestion control.
+mod path_model;
 pub(crate) mod state;
 pub(crate) mod stats;
 pub(crate) mod stream;
@@ -219,6 +221,15 @@ pub struct Association {
     fwd_tsn_stream_map: FxHashMap<u16, u16>,
 
     pub(crate) rto_mgr: RtoManager,
+    // peertalk patch: see path_model.rs.
+    path_model: path_model::PathModel,
+    // peertalk patch: this fast recovery is for congestion (it cut the window); one for a
+    // random loss lets the window keep growing.
+    recovery_cuts_window: bool,
+    // peertalk patch: chunks sent again, each with the highest TSN sent by then. When
+    // SACKs acknowledge later TSNs and not it, the retransmission was lost too and goes
+    // again, where the published crate waited for T3-rtx (and restarted from one MTU).
+    resent: std::collections::BTreeMap<u32, u32>,
     timers: TimerTable,
 
     // Congestion control parameters
@@ -314,6 +325,9 @@ impl Default for Association {
             fwd_tsn_stream_map: FxHashMap::default(),
 
             rto_mgr: RtoManager::default(),
+            path_model: path_model::PathModel::default(),
+            recovery_cuts_window: false,
+            resent: std::collections::BTreeMap::new(),
             timers: TimerTable::default(),
 
             // Congestion control parameters
@@ -381,7 +395,10 @@ impl Association {
         // panicked for effective MTUs below ~1095 (`Ord::clamp` with
         // min > max) and overflowed near `u32::MAX`, both reachable through
         // `EndpointConfig::max_payload_size` and MTU-derived payload budgets.
-        let cwnd = mtu.saturating_mul(2).max(4380).min(mtu.saturating_mul(4));
+        // peertalk patch: ten MTUs, as dcSCTP and TCP's initial window (RFC 6928): a
+        // DataChannel's first message or file chunk then takes one round trip or two
+        // instead of four or five.
+        let cwnd = mtu.saturating_mul(10);
         // RFC 4960 requires an unpredictable initial TSN. SCTP remains usable without an RTC
         // crypto provider, so this deliberately uses `rand`'s thread-local CSPRNG.
         let mut tsn = random::<u32>();
@@ -399,6 +416,9 @@ impl Association {
             max_payload_size,
 
             rto_mgr: RtoManager::new(),
+            path_model: path_model::PathModel::default(),
+            recovery_cuts_window: false,
+            resent: std::collections::BTreeMap::new(),
             timers: TimerTable::new(config.timer_config()),
 
             mtu,
@@ -1443,6 +1463,12 @@ impl Association {
         // Process selective ack
         let (bytes_acked_per_stream, total_bytes_acked, htna) =
             self.process_selective_ack(d, now)?;
+        // peertalk patch: every acknowledged byte, gap blocks too, is a delivery.
+        self.path_model.on_acked(
+            u64::try_from(total_bytes_acked).unwrap_or(0),
+            now,
+            self.pending_queue.is_empty() || self.congestion_recovery(),
+        );
 
         let mut cum_tsn_ack_point_advanced = false;
         if sna32lt(self.cumulative_tsn_ack_point, d.cumulative_tsn_ack) {
@@ -1454,6 +1480,11 @@ impl Association {
             self.cumulative_tsn_ack_point = d.cumulative_tsn_ack;
             cum_tsn_ack_point_advanced = true;
             self.on_cumulative_tsn_ack_point_advanced(total_bytes_acked, now);
+        } else if total_bytes_acked > 0 && self.in_fast_recovery && !self.congestion_recovery() {
+            // peertalk patch: behind a random loss the cumulative point stands still for a
+            // round trip while gap blocks report what arrived; that counts for growth, or
+            // a path with steady random loss would never open its window.
+            self.grow_cwnd(total_bytes_acked);
         }
 
         self.release_stream_buffers(&bytes_acked_per_stream);
@@ -1771,6 +1802,7 @@ impl Association {
                         self.min_tsn2measure_rtt = self.my_next_tsn;
                         if let Some(since) = &c.since {
                             let rtt = now.duration_since(*since);
+                            self.path_model.on_rtt(rtt, now); // peertalk patch
                             let srtt = self.rto_mgr.set_new_rtt(rtt.as_millis() as u64);
                             trace!(
                                 "[{}] SACK: measured-rtt={} srtt={} new-rto={}",
@@ -1826,6 +1858,7 @@ impl Association {
                             self.min_tsn2measure_rtt = self.my_next_tsn;
                             if let Some(since) = &c.since {
                                 let rtt = now.duration_since(*since);
+                                self.path_model.on_rtt(rtt, now); // peertalk patch
                                 let srtt = self.rto_mgr.set_new_rtt(rtt.as_millis() as u64);
                                 trace!(
                                     "[{}] SACK: measured-rtt={} srtt={} new-rto={}",
@@ -1884,8 +1917,15 @@ impl Association {
                 .start_if_idle(Timer::T3RTX, now, self.rto_mgr.get_rto());
         }
 
-        // Update congestion control parameters
-        if self.cwnd <= self.ssthresh {
+        self.grow_cwnd(total_bytes_acked);
+    }
+
+    /// Update congestion control parameters for `total_bytes_acked` newly acknowledged.
+    fn grow_cwnd(&mut self, total_bytes_acked: i64) {
+        // peertalk patch: below what the path is known to hold, the window regains it as
+        // slow start does, rather than by one MTU a round trip (path_model.rs).
+        let below_path = self.path_model.bdp().is_some_and(|bdp| self.cwnd < bdp);
+        if self.cwnd <= self.ssthresh || below_path {
             // RFC 4096, sec 7.2.1.  Slow-Start
             //   o  When cwnd is less than or equal to ssthresh, an SCTP endpoint MUST
             //		use the slow-start algorithm to increase cwnd only if the current
@@ -1897,7 +1937,8 @@ impl Association {
             //      most, the lesser of 1) the total size of the previously
             //      outstanding DATA chunk(s) acknowledged, and 2) the destination's
             //      path MTU.
-            if !self.in_fast_recovery && !self.pending_queue.is_empty() {
+            // peertalk patch: recovering from a random loss does not stop slow start.
+            if !self.congestion_recovery() && !self.pending_queue.is_empty() {
                 self.cwnd += std::cmp::min(total_bytes_acked as u32, self.cwnd); // TCP way
                 // self.cwnd += min32(uint32(total_bytes_acked), self.mtu) // SCTP way (slow)
                 trace!(
@@ -1938,6 +1979,19 @@ impl Association {
                 );
             }
         }
+
+        // peertalk patch: no more in flight than a little over what the path holds, so
+        // the bottleneck's queue stays short (path_model.rs). Until slow start has found
+        // the bottleneck the cap lets the window double.
+        let startup = !self.path_model.pipe_full();
+        if let Some(cap) = self.path_model.cwnd_cap(startup, self.mtu) {
+            self.cwnd = self.cwnd.min(cap);
+        }
+    }
+
+    /// peertalk patch: in a fast recovery that cut the window for congestion.
+    fn congestion_recovery(&self) -> bool {
+        self.in_fast_recovery && self.recovery_cuts_window
     }
 
     fn process_fast_retransmission(
@@ -1975,8 +2029,14 @@ impl Association {
                             //     last sent, according to the formula described in Section 7.2.3.
                             self.in_fast_recovery = true;
                             self.fast_recover_exit_point = htna;
-                            self.ssthresh = std::cmp::max(self.cwnd / 2, 4 * self.mtu);
-                            self.cwnd = self.ssthresh;
+                            // peertalk patch: a loss with no queue standing is random loss,
+                            // not congestion: the window stays (path_model.rs).
+                            self.recovery_cuts_window = self.path_model.queue_standing();
+                            if self.recovery_cuts_window {
+                                self.path_model.on_congestion();
+                                self.ssthresh = std::cmp::max(self.cwnd / 2, 4 * self.mtu);
+                                self.cwnd = self.ssthresh;
+                            }
                             self.partial_bytes_acked = 0;
                             self.will_retransmit_fast = true;
 
@@ -2001,7 +2061,28 @@ impl Association {
             self.will_retransmit_fast = true;
         }
 
+        self.resend_lost_retransmissions(cum_tsn_ack_point, htna);
         Ok(())
+    }
+
+    /// peertalk patch: a chunk sent again is lost again when three TSNs sent after it
+    /// have been acknowledged and it has not: it goes once more, at once.
+    fn resend_lost_retransmissions(&mut self, cum_tsn_ack_point: u32, htna: u32) {
+        self.resent = self.resent.split_off(&cum_tsn_ack_point.wrapping_add(1));
+        let highest_sent = self.my_next_tsn.wrapping_sub(1);
+        for (tsn, sent_after) in self.resent.iter_mut() {
+            if !sna32gt(htna, sent_after.wrapping_add(2)) {
+                continue;
+            }
+            if let Some(c) = self.inflight_queue.get_mut(*tsn)
+                && c.is_outstanding()
+                && !c.retransmit
+            {
+                c.retransmit = true;
+                *sent_after = highest_sent;
+                self.t3_retransmit_pending = true;
+            }
+        }
     }
 
     /// The caller must hold the lock. This method was only added because the
@@ -2405,7 +2486,6 @@ impl Association {
             self.will_retransmit_fast = false;
 
             let mut to_fast_retrans: Vec<ChunkPayloadData> = vec![];
-            let mut fast_retrans_size = COMMON_HEADER_SIZE;
 
             let mut i = 0;
             loop {
@@ -2425,14 +2505,6 @@ impl Association {
                                     .get(chunk.tsn)
                                     .is_some_and(|c| !c.abandoned())
                             });
-                            fast_retrans_size = COMMON_HEADER_SIZE
-                                + to_fast_retrans
-                                    .iter()
-                                    .map(|c| {
-                                        (DATA_CHUNK_HEADER_SIZE + c.user_data.len() as u32)
-                                            .next_multiple_of(4)
-                                    })
-                                    .sum::<u32>();
                             i += 1;
                             continue;
                         }
@@ -2442,9 +2514,9 @@ impl Association {
                             return vec![];
                         }
                     }
-                    let Some(c) = self.inflight_queue.get(tsn) else {
+                    if self.inflight_queue.get(tsn).is_none() {
                         break;
-                    };
+                    }
 
                     // RFC 4960 Sec 7.2.4 Fast Retransmit on Gap Reports
                     //  3)  Determine how many of the earliest (i.e., lowest TSN) DATA chunks
@@ -2456,16 +2528,14 @@ impl Association {
                     //      of cwnd and SHOULD NOT delay retransmission for this single
                     //		packet.
 
-                    // Padded wire size, the same accounting
-                    // bundle_data_chunks_into_packets uses for bundle
-                    // decisions.
-                    let data_chunk_size =
-                        (DATA_CHUNK_HEADER_SIZE + c.user_data.len() as u32).next_multiple_of(4);
-                    if self.mtu < fast_retrans_size + data_chunk_size {
-                        break;
-                    }
+                    // peertalk patch: every chunk reported lost goes now, in as many
+                    // packets as it takes. One packet per SACK that advances the
+                    // cumulative point repairs one hole per round trip; with a few random
+                    // losses in a window the receiver meanwhile holds everything after
+                    // them, its window closes, and the sender stalls until T3-rtx. The
+                    // chunks left the network when they were lost, so resending them all
+                    // adds nothing to the bottleneck's queue.
 
-                    fast_retrans_size += data_chunk_size;
                 } else {
                     break; // end of pending data
                 }
@@ -2476,8 +2546,10 @@ impl Association {
                 i += 1;
             }
 
+            let highest_sent = self.my_next_tsn.wrapping_sub(1);
             for chunk in &mut to_fast_retrans {
                 if let Some(c) = self.inflight_queue.get_mut(chunk.tsn) {
+                    self.resent.insert(c.tsn, highest_sent); // peertalk patch
                     c.nsent += 1;
                     chunk.nsent = c.nsent;
                     self.stats.inc_fast_retrans();
@@ -2653,8 +2725,10 @@ impl Association {
 
         // A later candidate can abandon an earlier fragment already selected
         // into this batch. Commit attempts only after whole-message retirement.
+        let highest_sent = self.my_next_tsn.wrapping_sub(1);
         for chunk in &mut chunks {
             if let Some(c) = self.inflight_queue.get_mut(chunk.tsn) {
+                self.resent.insert(c.tsn, highest_sent); // peertalk patch
                 c.retransmit = false;
                 c.nsent += 1;
                 chunk.nsent = c.nsent;
@@ -3388,6 +3462,11 @@ impl Association {
                 //      cwnd = 1*MTU
 
                 self.ssthresh = std::cmp::max(self.cwnd / 2, 4 * self.mtu);
+                // peertalk patch: slow start may climb straight back to what the path
+                // is known to hold (path_model.rs).
+                if let Some(known) = self.path_model.restart_threshold() {
+                    self.ssthresh = self.ssthresh.max(known);
+                }
                 self.cwnd = self.mtu;
                 trace!(
                     "[{}] updated cwnd={} ssthresh={} inflight={} (RTO)",
