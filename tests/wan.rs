@@ -101,3 +101,32 @@ async fn a_file_and_a_chat_share_a_lossy_path_and_nothing_is_lost_doubled_or_lat
     assert_eq!(bob.texts(), expected, "every line once, in order");
     note(&format!("a file and a chat over {}: {}", scene.path.spec, scene.path.report()));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transfer_goes_on_across_a_five_second_outage_without_starting_again() {
+    let test = "a_transfer_goes_on_across_a_five_second_outage_without_starting_again";
+    let Some(scene) = common::wan::Scene::new(test, PathSpec::home(0.0)).await else {
+        return;
+    };
+    let cargo = common::wan::Cargo::new(24 * 1024 * 1024, 12);
+    let bob_args = cargo.receiver_args();
+    let bob_args: Vec<&str> = bob_args.iter().map(String::as_str).collect();
+    let (mut alice, mut bob, _) = scene.pair("outage", &["--commands"], &bob_args).await;
+    alice.say(&format!("/send {}", cargo.file.display())).await;
+    let under_way =
+        alice.expect(|l| l["type"] == "file-progress" && l["bytes"].as_u64() > Some(0), "progress").await;
+    scene.path.outage(true);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    scene.path.outage(false);
+    let done = bob.expect(|l| l["type"] == "file-done" || l["type"] == "file-failed", "the file's end").await;
+    assert_eq!(done["type"], "file-done", "{done}");
+    assert!(cargo.arrived_intact(), "bob's copy is the file");
+    let restarted = bob.seen.iter().any(|l| l["type"] == "file-resumed" && l["offset"] == 0);
+    assert!(!restarted, "it went on from where it was, not from the start: {:#?}", bob.seen);
+    drop(under_way);
+    alice.close_input();
+    let (alice, bob) = tokio::join!(alice.finish(), bob.finish());
+    assert_eq!(alice.code, Some(0), "{}", alice.stderr);
+    assert_eq!(bob.code, Some(0), "{}", bob.stderr);
+    note(&format!("a transfer across a 5 s outage over {}: {}", scene.path.spec, scene.path.report()));
+}
