@@ -1493,8 +1493,10 @@ fn test_t3_recovers_with_acked_timed_zero_data() -> Result<()> {
             .write_sctp(now, &Bytes::from_static(b"lost timed message"), ppi)?;
         a.gather_outbound(now);
         for round in 1..=8 {
+            // peertalk patch: T3's own deadline; the tail-loss probe's comes first.
             now = a
-                .poll_timeout()
+                .timers
+                .get(Timer::T3RTX)
                 .expect("unacknowledged DATA needs a T3 timer");
             a.handle_timeout(now);
             let packets = a.gather_outbound(now).0;
