@@ -78,6 +78,7 @@ pub struct Path {
     pub spec: PathSpec,
     pub counts: Arc<WireCounts>,
     outage: Arc<AtomicBool>,
+    udp_cut: Arc<AtomicBool>,
     stop: Arc<InterruptEvent>,
     threads: Vec<JoinHandle<()>>,
 }
@@ -112,6 +113,7 @@ impl Path {
             spec,
             counts: Arc::default(),
             outage: Arc::default(),
+            udp_cut: Arc::default(),
             stop: Arc::new(
                 InterruptEvent::new().map_err(|e| format!("cannot make an interrupt event: {e}"))?,
             ),
@@ -137,6 +139,7 @@ impl Path {
                 bottleneck: Bottleneck::new(spec, seed),
                 counts: path.counts.clone(),
                 outage: path.outage.clone(),
+                udp_cut: path.udp_cut.clone(),
             };
             let (from, stop) = (from.clone(), path.stop.clone());
             path.threads.push(std::thread::spawn(move || direction.read(&from, &stop, &send)));
@@ -149,6 +152,12 @@ impl Path {
     /// Cuts the wire (`true`: every packet is lost, both ways) or mends it.
     pub fn outage(&self, cut: bool) {
         self.outage.store(cut, Ordering::Relaxed);
+    }
+
+    /// Cuts UDP alone (`true`), both ways: the peers' path (ICE, DTLS, SCTP, RTP) breaks
+    /// while the relay's WebSocket, over TCP, carries on.
+    pub fn cut_udp(&self, cut: bool) {
+        self.udp_cut.store(cut, Ordering::Relaxed);
     }
 
     /// A one-line account of what the wire did.
@@ -223,6 +232,7 @@ struct Direction {
     bottleneck: Bottleneck,
     counts: Arc<WireCounts>,
     outage: Arc<AtomicBool>,
+    udp_cut: Arc<AtomicBool>,
 }
 
 impl Direction {
@@ -234,7 +244,7 @@ impl Direction {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted && !stop_triggered(stop) => continue,
                 Err(_) => return,
             };
-            if let Some(at) = self.admit(n)
+            if let Some(at) = self.admit(&buf[..n])
                 && to.send((at, buf[..n].to_vec())).is_err()
             {
                 return;
@@ -244,13 +254,15 @@ impl Direction {
 
     /// When a packet of `len` bytes leaving now reaches the other side, or `None` if the
     /// path loses it.
-    fn admit(&mut self, len: usize) -> Option<Instant> {
+    fn admit(&mut self, packet: &[u8]) -> Option<Instant> {
         let counts = &self.counts;
-        if self.outage.load(Ordering::Relaxed) {
+        // An IPv4 header's protocol field: 17 is UDP.
+        let udp = packet.first().is_some_and(|b| b >> 4 == 4) && packet.get(9) == Some(&17);
+        if self.outage.load(Ordering::Relaxed) || (udp && self.udp_cut.load(Ordering::Relaxed)) {
             counts.dropped_in_outage.fetch_add(1, Ordering::Relaxed);
             return None;
         }
-        match self.bottleneck.admit(len, Instant::now()) {
+        match self.bottleneck.admit(packet.len(), Instant::now()) {
             Fate::Arrives(at) => {
                 counts.forwarded.fetch_add(1, Ordering::Relaxed);
                 Some(at)
