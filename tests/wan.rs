@@ -108,13 +108,13 @@ async fn a_transfer_goes_on_across_a_five_second_outage_without_starting_again()
     let Some(scene) = common::wan::Scene::new(test, PathSpec::home(0.0)).await else {
         return;
     };
-    let cargo = common::wan::Cargo::new(24 * 1024 * 1024, 12);
+    let size = 24 * 1024 * 1024;
+    let cargo = common::wan::Cargo::new(size, 12);
     let bob_args = cargo.receiver_args();
     let bob_args: Vec<&str> = bob_args.iter().map(String::as_str).collect();
     let (mut alice, mut bob, _) = scene.pair("outage", &["--commands"], &bob_args).await;
     alice.say(&format!("/send {}", cargo.file.display())).await;
-    let under_way =
-        alice.expect(|l| l["type"] == "file-progress" && l["bytes"].as_u64() > Some(0), "progress").await;
+    alice.expect(|l| l["type"] == "file-progress" && l["bytes"].as_u64() > Some(0), "progress").await;
     scene.path.outage(true);
     tokio::time::sleep(Duration::from_secs(5)).await;
     scene.path.outage(false);
@@ -123,10 +123,14 @@ async fn a_transfer_goes_on_across_a_five_second_outage_without_starting_again()
     assert!(cargo.arrived_intact(), "bob's copy is the file");
     let restarted = bob.seen.iter().any(|l| l["type"] == "file-resumed" && l["offset"] == 0);
     assert!(!restarted, "it went on from where it was, not from the start: {:#?}", bob.seen);
-    drop(under_way);
+    let cut = scene.path.counts.dropped_in_outage.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(cut > 0, "the outage fell inside the transfer ({})", scene.path.report());
     alice.close_input();
     let (alice, bob) = tokio::join!(alice.finish(), bob.finish());
     assert_eq!(alice.code, Some(0), "{}", alice.stderr);
     assert_eq!(bob.code, Some(0), "{}", bob.stderr);
+    let done = alice.lines.iter().find(|l| l["type"] == "file-done").expect("alice's file-done");
+    let sent = done["sent"].as_u64().expect("sent");
+    assert!(sent < size as u64 + 8 * 1024 * 1024, "re-sent {} bytes", sent - size as u64);
     note(&format!("a transfer across a 5 s outage over {}: {}", scene.path.spec, scene.path.report()));
 }

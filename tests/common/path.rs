@@ -241,7 +241,7 @@ impl Direction {
         loop {
             let n = match from.recv_intr(&mut buf, stop) {
                 Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted && !stop_triggered(stop) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted && !stop.is_trigger() => continue,
                 Err(_) => return,
             };
             if let Some(at) = self.admit(&buf[..n])
@@ -277,10 +277,6 @@ impl Direction {
             }
         }
     }
-}
-
-fn stop_triggered(stop: &InterruptEvent) -> bool {
-    stop.is_trigger()
 }
 
 /// Hands each packet to `to` at its time.

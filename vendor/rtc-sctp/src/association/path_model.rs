@@ -81,7 +81,8 @@ impl PathModel {
     }
 
     /// `bytes` newly acknowledged (cumulatively or in gap blocks). `app_limited`: the
-    /// sender had nothing more to send, so a low rate says nothing of the path.
+    /// sender was not sending all the path would take (nothing more was queued, or a
+    /// congestion recovery held it back), so a low rate says nothing of the path.
     pub(crate) fn on_acked(&mut self, bytes: u64, now: Instant, app_limited: bool) {
         let (start, total) = self.interval.get_or_insert((now, 0));
         *total += bytes;
